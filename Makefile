@@ -1,0 +1,28 @@
+# Two commands on a fresh machine: `make run` serves, `make test` tests.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install migrate gunicorn conformance fuzz bench clean
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "need python3.11 on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## serve on http://127.0.0.1:8080 (embedded PostgreSQL in .pgdata/ unless DATABASE_URL is set)
+	$(PY) -m service serve
+
+migrate: $(STAMP)
+	$(PY) -m service migrate
+
+test: $(STAMP)  ## the whole suite, against a throwaway embedded PostgreSQL unless DATABASE_URL is set
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pgdata build dist *.egg-info

@@ -1,0 +1,73 @@
+"""Articles, their lists, favorites and tags."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from schemas.base import MAX_TAGS, Body, Description, Model, Tag, Timestamp, Title, Username
+from schemas.profiles import Profile
+
+MAX_LIMIT = 100
+
+
+class NewArticle(Model):
+    title: Title
+    description: Description
+    body: Body
+    tag_list: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+
+
+class NewArticleRequest(Model):
+    article: NewArticle
+
+
+class UpdateArticle(Model):
+    title: Title | None = None
+    description: Description | None = None
+    body: Body | None = None
+
+
+class UpdateArticleRequest(Model):
+    article: UpdateArticle
+
+
+class ArticleSummary(Model):
+    """An article as lists show it: without its body."""
+
+    slug: str
+    title: str
+    description: str
+    tag_list: list[str]
+    created_at: Timestamp
+    updated_at: Timestamp
+    favorited: bool
+    favorites_count: int
+    author: Profile
+
+
+class Article(ArticleSummary):
+    body: str
+
+
+class SingleArticleResponse(Model):
+    article: Article
+
+
+class MultipleArticlesResponse(Model):
+    articles: list[ArticleSummary]
+    articles_count: int
+
+
+class Page(Model):
+    limit: int = Field(20, ge=1, le=MAX_LIMIT, description="page size, at most 100")
+    offset: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class ArticleFilters(Page):
+    tag: Tag | None = None
+    author: Username | None = None
+    favorited: Username | None = None
+
+
+class TagsResponse(Model):
+    tags: list[str]

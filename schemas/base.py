@@ -1,0 +1,44 @@
+"""The one base model: camelCase on the wire, snake_case in Python, and the string bounds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+# PostgreSQL text cannot hold NUL; saying so in the schema makes clients (and schemathesis) see it.
+NO_NUL = r"^[^\x00]*$"
+
+
+def text(max_length: int, min_length: int = 1, pattern: str = NO_NUL) -> object:
+    return Field(min_length=min_length, max_length=max_length, pattern=pattern)
+
+
+def _iso(value: datetime) -> str:
+    # Always with milliseconds and a zone, as the RealWorld suite checks: 2026-01-01T00:00:00.000Z
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+Timestamp = Annotated[datetime, PlainSerializer(_iso, return_type=str, when_used="json")]
+
+Title = Annotated[str, text(200)]
+Description = Annotated[str, text(1000)]
+Body = Annotated[str, text(100_000)]
+Bio = Annotated[str, text(1000, min_length=0)]
+ImageUrl = Annotated[str, text(2000, min_length=0)]
+Username = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
+Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")]
+Password = Annotated[str, text(128, min_length=8)]
+Tag = Annotated[str, text(40)]
+CommentBody = Annotated[str, text(10_000)]
+
+MAX_TAGS = 10
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def json_bytes(self) -> bytes:
+        return self.__pydantic_serializer__.to_json(self, by_alias=True)

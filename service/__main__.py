@@ -1,0 +1,103 @@
+"""python -m service [serve|migrate|embedded]: process concerns only (environment, embedded
+database, event loop); the app itself comes from service.app:create_app."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from service.settings import load_settings
+
+DEFAULT_PGDATA = ".pgdata"
+
+
+def _embedded_if_needed() -> object | None:
+    """With DATABASE_URL unset in development, start the embedded server on PGDATA_DIR
+    (default .pgdata/, kept across runs) and point DATABASE_URL at a `conduit` database in it."""
+    if os.environ.get("DATABASE_URL") or os.environ.get("APP_ENV") == "production":
+        return None
+    from service.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(Path(os.environ.get("PGDATA_DIR", DEFAULT_PGDATA)))
+    admin = server.start()
+    asyncio.run(_ensure_database(admin, "conduit"))
+    os.environ["DATABASE_URL"] = admin.rsplit("/", 1)[0] + "/conduit"
+    print(f"embedded PostgreSQL at {os.environ['DATABASE_URL']} (data in {server.pgdata})", flush=True)
+    return server
+
+
+async def _ensure_database(admin_dsn: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def serve() -> None:
+    from aiohttp import web
+
+    from service.app import create_app
+
+    server = _embedded_if_needed()
+    settings = load_settings()
+    try:
+        web.run_app(
+            create_app(),
+            host=settings.host,
+            port=settings.port,
+            shutdown_timeout=settings.shutdown_timeout,
+            access_log=None,  # our middleware writes one JSON line per request
+            handler_cancellation=False,  # as under gunicorn's worker: a hang-up does not cancel work
+            print=lambda message: print(message, flush=True),
+        )
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def migrate() -> None:
+    from service.migrate import MigrationError
+    from service.migrate import migrate as run_migrations
+
+    server = _embedded_if_needed()
+    settings = load_settings()
+    try:
+        applied = asyncio.run(run_migrations(settings))
+    except MigrationError as error:
+        print(f"migration error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        if server is not None:
+            server.stop()
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+
+
+def embedded() -> None:
+    """Run only the embedded database in the foreground, until interrupted."""
+    os.environ.pop("DATABASE_URL", None)
+    server = _embedded_if_needed()
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    server.stop()  # type: ignore[union-attr]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m service")
+    parser.add_argument("command", choices=["serve", "migrate", "embedded"], nargs="?", default="serve")
+    command = parser.parse_args(argv).command
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if command == "embedded":
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    {"serve": serve, "migrate": migrate, "embedded": embedded}[command]()
+
+
+if __name__ == "__main__":
+    main()

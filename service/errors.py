@@ -1,0 +1,132 @@
+"""Domain errors and the middleware that turns every error into the API's JSON shape."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from pydantic import ValidationError
+
+from service import keys
+
+log = logging.getLogger("service.errors")
+
+RETRY_AFTER_SECONDS = "1"
+
+
+class ApiError(Exception):
+    """An error the client caused or must know about, with the RealWorld error body."""
+
+    def __init__(self, status: int, errors: dict[str, list[str]], headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, errors)
+        self.status = status
+        self.errors = errors
+        self.headers = headers or {}
+
+
+def unprocessable(field: str, message: str) -> ApiError:
+    return ApiError(422, {field: [message]})
+
+
+def unauthorized(message: str = "missing or invalid token") -> ApiError:
+    return ApiError(401, {"token": [message]}, {"WWW-Authenticate": "Token"})
+
+
+def forbidden(what: str) -> ApiError:
+    return ApiError(403, {what: ["forbidden"]})
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, {what: ["not found"]})
+
+
+class DatabaseUnavailable(Exception):
+    """No connection could be had (pool exhausted, server down, read-only, overloaded)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def validation_errors(error: ValidationError) -> dict[str, list[str]]:
+    """pydantic's errors in the RealWorld shape: one key per field, its messages in a list."""
+    result: dict[str, list[str]] = {}
+    for item in error.errors(include_url=False):
+        names = [part for part in item["loc"] if isinstance(part, str) and part not in _ENVELOPES]
+        field = names[-1] if names else "body"
+        if item["type"] == "json_invalid":
+            field = "body"
+        result.setdefault(field, []).append(item["msg"])
+    return result
+
+
+_ENVELOPES = {"user", "article", "comment"}
+
+# asyncpg and OS errors that mean "the database cannot serve this request now", by metric kind.
+_UNAVAILABLE: tuple[tuple[type[BaseException], str, str], ...] = (
+    (asyncpg.QueryCanceledError, "statement_timeout", "the database did not answer in time"),
+    (asyncpg.LockNotAvailableError, "lock_timeout", "the database did not answer in time"),
+    (asyncpg.ReadOnlySQLTransactionError, "read_only", "the database is read-only"),
+    (asyncpg.TooManyConnectionsError, "too_many_connections", "the database is overloaded"),
+    (asyncpg.CannotConnectNowError, "cannot_connect", "the database is starting or stopping"),
+    (asyncpg.AdminShutdownError, "admin_shutdown", "the database connection was closed"),
+    (asyncpg.PostgresConnectionError, "connection", "the database connection failed"),
+    (asyncpg.InterfaceError, "connection", "the database connection failed"),
+    (asyncpg.InvalidCachedStatementError, "cached_statement", "the database schema changed; retry"),
+    (asyncio.TimeoutError, "timeout", "the database did not answer in time"),
+    (ConnectionError, "connection", "the database connection failed"),
+    (OSError, "connection", "the database is unreachable"),
+)
+
+
+def classify_database_error(error: BaseException) -> DatabaseUnavailable | None:
+    if isinstance(error, DatabaseUnavailable):
+        return error
+    for kind, name, message in _UNAVAILABLE:
+        if isinstance(error, kind):
+            return DatabaseUnavailable(name, message)
+    return None
+
+
+def json_error(status: int, errors: dict[str, list[str]], request: web.Request, **extra: Any) -> web.Response:
+    body: dict[str, Any] = {"errors": errors}
+    if status >= 500:
+        body["requestId"] = request.get(keys.REQUEST_ID)
+    response = web.json_response(body, status=status, headers=extra.get("headers"))
+    return response
+
+
+_HTTP_FIELDS = {401: "token", 404: "path", 405: "method", 413: "body", 415: "body", 429: "login"}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Known errors become the spec's JSON; unknown ones are logged and answered with a bare 500."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return json_error(error.status, error.errors, request, headers=error.headers)
+    except web.HTTPException as error:
+        if error.status < 400 or error.content_type == "application/json":
+            raise
+        field = _HTTP_FIELDS.get(error.status, "request")
+        headers = {k: v for k, v in error.headers.items() if k.lower() in ("allow", "retry-after", "www-authenticate")}
+        return json_error(error.status, {field: [error.reason.lower()]}, request, headers=headers)
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        unavailable = classify_database_error(error)
+        if unavailable is not None:
+            metrics = request.app.get(keys.METRICS)
+            if metrics is not None:
+                metrics.db_error(unavailable.kind)
+            log.warning("database unavailable (%s): %r", unavailable.kind, error)
+            return json_error(
+                503, {"database": [unavailable.message]}, request, headers={"Retry-After": RETRY_AFTER_SECONDS}
+            )
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, {"server": ["internal error"]}, request)

@@ -1,0 +1,39 @@
+"""Probes for orchestrators: liveness never touches the database, readiness asks it."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from service import keys
+from service.db import ping
+
+log = logging.getLogger("service.health")
+
+
+async def livez(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    lifecycle = request.app[keys.LIFECYCLE]
+    if lifecycle.draining:
+        return _unready("shutting down")
+    if not lifecycle.migrated.is_set():
+        return _unready("database not migrated yet")
+    try:
+        await ping(request.app[keys.POOL])
+    except Exception as error:  # noqa: BLE001 - any failure means not ready
+        log.info("readiness check failed: %r", error)
+        return _unready("database unreachable")
+    return web.json_response({"status": "ready"})
+
+
+def _unready(reason: str) -> web.Response:
+    return web.json_response({"status": "unavailable", "reason": reason}, status=503)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/livez", livez, name="livez")
+    app.router.add_get("/readyz", readyz, name="readyz")

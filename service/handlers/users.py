@@ -1,0 +1,103 @@
+"""Registration, login, and the current user."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from schemas.users import LoginUserRequest, NewUserRequest, UpdateUserRequest, User, UserResponse
+from service import keys
+from service.auth import hash_password, issue_token, verify_password
+from service.db import connection
+from service.errors import ApiError, unauthorized
+from service.limits import check_login_allowed, clear_login_failures, login_keys, record_login_failure
+from service.routing import Api, current_user
+from service.sqlfiles import queries
+
+api = Api()
+_q = queries("users")
+TAG = "User and Authentication"
+
+
+def _user(request: web.Request, row: asyncpg.Record, token: str | None = None) -> UserResponse:
+    if token is None:
+        settings = request.app[keys.SETTINGS]
+        token = issue_token(row["id"], settings.jwt_secret, settings.jwt_expiry)
+    return UserResponse(
+        user=User(email=row["email"], token=token, username=row["username"], bio=row["bio"], image=row["image"])
+    )
+
+
+def _taken(username: bool, email: bool) -> ApiError:
+    errors = {}
+    if username:
+        errors["username"] = ["has already been taken"]
+    if email:
+        errors["email"] = ["has already been taken"]
+    return ApiError(422, errors or {"user": ["has already been taken"]})
+
+
+@api.route("POST", "/api/users", tag=TAG, summary="Register a user", body=NewUserRequest,
+           response=UserResponse, status=201, transaction=True)
+async def create_user(request: web.Request, body: NewUserRequest) -> UserResponse:
+    new = body.user
+    password_hash = await hash_password(new.password)  # before taking a connection
+    conn = await connection(request)
+    row = await conn.fetchrow(_q.insert, new.username, new.email, password_hash)
+    if row is None:
+        taken = await conn.fetchrow(_q.taken, new.username, new.email)
+        raise _taken(bool(taken["username"]), bool(taken["email"]))
+    return _user(request, row)
+
+
+@api.route("POST", "/api/users/login", tag=TAG, summary="Log in", body=LoginUserRequest,
+           response=UserResponse, errors=(401, 429))
+async def login(request: web.Request, body: LoginUserRequest) -> UserResponse:
+    # Not one transaction: a failed attempt must be recorded although the answer is an error.
+    credentials = body.user
+    limit_keys = login_keys(request, credentials.email)
+    conn = await connection(request)
+    await check_login_allowed(conn, request, limit_keys)
+    found = await conn.fetchrow(_q.credentials_by_email, credentials.email)
+    if not await verify_password(found["password_hash"] if found else None, credentials.password):
+        await record_login_failure(conn, request, limit_keys)
+        raise ApiError(401, {"credentials": ["email or password is invalid"]})
+    await clear_login_failures(conn, limit_keys)
+    row = await conn.fetchrow(_q.by_id, found["id"])
+    return _user(request, row)
+
+
+@api.route("GET", "/api/user", tag=TAG, summary="The current user", auth="required", response=UserResponse,
+           verify_user=False)
+async def get_current_user(request: web.Request) -> UserResponse:
+    user = current_user(request)
+    conn = await connection(request)
+    row = await conn.fetchrow(_q.by_id, user.id)
+    if row is None:
+        raise unauthorized("the token's user does not exist")
+    return _user(request, row, token=user.token)
+
+
+@api.route("PUT", "/api/user", tag=TAG, summary="Update the current user", auth="required",
+           body=UpdateUserRequest, response=UserResponse, transaction=True, verify_user=False, errors=(422,))
+async def update_current_user(request: web.Request, body: UpdateUserRequest) -> UserResponse:
+    user = current_user(request)
+    changes = body.user
+    password_hash = await hash_password(changes.password) if changes.password is not None else None
+    conn = await connection(request)
+    try:
+        row = await conn.fetchrow(
+            _q.update,
+            user.id,
+            changes.username,
+            changes.email,
+            password_hash,
+            changes.bio,
+            "image" in changes.model_fields_set,
+            changes.image or None,
+        )
+    except asyncpg.UniqueViolationError as error:
+        raise _taken(error.constraint_name == "users_username_key", error.constraint_name == "users_email_key") from None
+    if row is None:
+        raise unauthorized("the token's user does not exist")
+    return _user(request, row, token=user.token)

@@ -1,0 +1,23 @@
+"""Every typed key for application and request state, in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import asyncpg
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from service.auth import CurrentUser
+    from service.db import Lease, Lifecycle
+    from service.metrics import Metrics
+    from service.settings import Settings
+
+SETTINGS = web.AppKey("settings", "Settings")
+POOL = web.AppKey("pool", asyncpg.Pool)
+LIFECYCLE = web.AppKey("lifecycle", "Lifecycle")
+METRICS = web.AppKey("metrics", "Metrics")
+
+LEASE = web.RequestKey("lease", "Lease")
+USER = web.RequestKey("user", "CurrentUser | None")
+REQUEST_ID = web.RequestKey("request_id", str)

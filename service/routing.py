@@ -1,0 +1,157 @@
+"""Route declarations: one decorator says method, path, models, auth and transaction, and the
+same declaration registers the aiohttp route and feeds the OpenAPI document."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import asyncpg
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from service import keys
+from service.auth import CurrentUser, authenticate
+from service.db import connection
+from service.errors import ApiError, unauthorized, unprocessable, validation_errors
+from service.sqlfiles import queries
+
+Auth = Literal["none", "optional", "required"]
+Handler = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Everything known about one operation."""
+
+    method: str
+    path: str
+    handler: Handler
+    operation_id: str
+    summary: str
+    tag: str
+    auth: Auth = "none"
+    transaction: bool = False
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    # Check that the token's user still exists before the handler runs; off for handlers whose
+    # own query of the user answers 401 when it is gone (saves a query).
+    verify_user: bool = True
+
+    def statuses(self) -> list[int]:
+        """Every status the operation can answer, for the OpenAPI document."""
+        codes = {self.status, 503}
+        if self.auth != "none":
+            codes.add(401)
+        if self.body is not None:
+            codes.update((413, 422))
+        if self.query is not None or "{" in self.path:
+            codes.add(422)
+        codes.update(self.errors)
+        return sorted(codes)
+
+
+@dataclass
+class Api:
+    """A list of endpoints, declared by decorators in the handler modules."""
+
+    endpoints: list[Endpoint] = field(default_factory=list)
+
+    def route(self, method: str, path: str, *, tag: str, summary: str, **options: Any) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.endpoints.append(
+                Endpoint(
+                    method=method,
+                    path=path,
+                    handler=handler,
+                    operation_id=handler.__name__,
+                    summary=summary,
+                    tag=tag,
+                    **options,
+                )
+            )
+            return handler
+
+        return register
+
+    def setup(self, app: web.Application) -> None:
+        for endpoint in self.endpoints:
+            app.router.add_route(endpoint.method, endpoint.path, _adapter(endpoint), name=endpoint.operation_id)
+
+
+_users = queries("users")
+
+
+def _adapter(endpoint: Endpoint) -> Handler:
+    """The aiohttp handler: token, then body and query validated, then the user checked in the
+    database, then the endpoint's own handler; its model becomes the JSON response."""
+    requires = endpoint.auth == "required"
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        user = authenticate(request, requires) if endpoint.auth != "none" else None
+        kwargs: dict[str, Any] = {}
+        if endpoint.query is not None:
+            kwargs["query"] = _validate(endpoint.query, dict(request.query))
+        if endpoint.body is not None:
+            kwargs["body"] = await read_body(request, endpoint.body)
+        if user is not None and endpoint.verify_user:
+            await ensure_user_exists(request, user)
+        result = await endpoint.handler(request, **kwargs)
+        if isinstance(result, web.StreamResponse):
+            return result
+        if result is None:
+            return web.Response(status=204 if endpoint.status == 204 else endpoint.status)
+        return web.Response(body=result.json_bytes(), status=endpoint.status, content_type="application/json")
+
+    handle.endpoint = endpoint  # type: ignore[attr-defined]
+    handle.transactional = endpoint.transaction  # type: ignore[attr-defined]
+    handle.__name__ = endpoint.operation_id
+    return handle
+
+
+def _validate(model: type[BaseModel], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ApiError(422, validation_errors(error)) from None
+
+
+async def read_body(request: web.Request, model: type[BaseModel]) -> Any:
+    """The request body as `model`; 413 before reading when it is too large, 422 when it is not
+    JSON of the right shape."""
+    limit = request.app[keys.SETTINGS].max_body_size
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, {"body": [f"request body is larger than {limit} bytes"]})
+    if request.content_type != "application/json":
+        raise unprocessable("body", "expected Content-Type: application/json")
+    raw = await request.read()  # aiohttp stops at client_max_size (413) for chunked bodies
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        raise ApiError(422, validation_errors(error)) from None
+
+
+async def ensure_user_exists(request: web.Request, user: CurrentUser) -> None:
+    """A valid token whose user has been deleted is still a 401."""
+    conn = await connection(request)
+    if not await conn.fetchval(_users.exists, user.id):
+        raise unauthorized("the token's user does not exist")
+
+
+def current_user(request: web.Request) -> CurrentUser:
+    user = request.get(keys.USER)
+    if user is None:
+        raise unauthorized()
+    return user
+
+
+def viewer_id(request: web.Request) -> int | None:
+    user = request.get(keys.USER)
+    return user.id if user is not None else None
+
+
+__all__ = ["Api", "Endpoint", "current_user", "viewer_id", "connection", "asyncpg"]

@@ -1,0 +1,1 @@
+"""SQL shipped with the service: migrations/ and queries/, read through importlib.resources."""

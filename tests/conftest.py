@@ -1,0 +1,118 @@
+"""Test fixtures: a real PostgreSQL (embedded, or the server DATABASE_URL names), a database per
+run migrated once, emptied before each test, and the real app built by the real factory."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from service.embedded import EmbeddedPostgres
+from service.migrate import apply_migrations
+
+APP_TABLES = ["users", "follows", "articles", "tags", "article_tags", "favorites", "comments", "login_failures"]
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> Iterator[str]:
+    """An admin DSN: the DATABASE_URL server if set, else a throwaway embedded server."""
+    given = os.environ.get("DATABASE_URL")
+    if given:
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="conduit-pg-") as folder:
+        server = EmbeddedPostgres(Path(folder) / "data", durable=False)
+        try:
+            yield server.start()
+        finally:
+            server.destroy()
+
+
+async def _admin(dsn: str, *statements: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_dsn: str) -> Iterator[str]:
+    """A fresh database for this run, migrated once."""
+    import asyncio
+
+    name = f"conduit_test_{os.getpid()}_{secrets.token_hex(3)}"
+    url = with_database(server_dsn, name)
+
+    async def create() -> None:
+        await _admin(server_dsn, f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(url)
+        try:
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    yield url
+    asyncio.run(_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection for assertions about what is stored; the tables start empty."""
+    conn = await asyncpg.connect(database_url)
+    await conn.execute(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE")
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> dict[str, str]:
+    """The environment the app factory reads; tests may override entries before building."""
+    env = {
+        "APP_ENV": "development",
+        "DATABASE_URL": database_url,
+        "MIGRATE_ON_START": "false",
+        "DB_POOL_MIN_SIZE": "1",
+        "DB_POOL_MAX_SIZE": "4",
+        "DB_ACQUIRE_TIMEOUT": "1",
+        "JWT_SECRET": "test-secret-test-secret-test-secret-0123",
+    }
+    for key in list(os.environ):
+        if key in ("DATABASE_URL",) or key.startswith(("DB_", "JWT_", "LOGIN_", "CORS_", "SHUTDOWN_", "MAX_BODY")):
+            monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+async def make_client(aiohttp_client, app_env, db, monkeypatch):
+    """Build the real app with the real factory (optionally with extra settings) and serve it."""
+    from service.app import create_app
+
+    async def make(**overrides: str):
+        for key, value in overrides.items():
+            monkeypatch.setenv(key, value)
+        return await aiohttp_client(await create_app())
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client):
+    return await make_client()
