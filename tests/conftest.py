@@ -12,6 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from service.embedded import EmbeddedPostgres
 from service.migrate import apply_migrations
@@ -100,6 +102,14 @@ def app_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> dict[str, str
     return env
 
 
+class ProductionLikeServer(TestServer):
+    """aiohttp's TestServer turns handler_cancellation on; gunicorn's worker (and ours) leaves it
+    off, so a client that hangs up does not cancel its handler. Tests run as production does."""
+
+    async def _make_runner(self, handler_cancellation: bool = False, **kwargs):  # type: ignore[override]
+        return web.AppRunner(self.app, handler_cancellation=False, **kwargs)
+
+
 @pytest.fixture
 async def make_client(aiohttp_client, app_env, db, monkeypatch):
     """Build the real app with the real factory (optionally with extra settings) and serve it."""
@@ -108,7 +118,7 @@ async def make_client(aiohttp_client, app_env, db, monkeypatch):
     async def make(**overrides: str):
         for key, value in overrides.items():
             monkeypatch.setenv(key, value)
-        return await aiohttp_client(await create_app())
+        return await aiohttp_client(ProductionLikeServer(await create_app()))
 
     return make
 
