@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import asyncpg
 from aiohttp import web
 
@@ -16,7 +18,7 @@ from schemas.articles import (
 )
 from service.db import connection
 from service.errors import ApiError, forbidden, not_found
-from service.handlers.common import article, article_summary
+from service.handlers.common import built_json, json_response
 from service.routing import Api, current_user, viewer_id
 from service.slugs import candidates
 from service.sqlfiles import queries
@@ -26,43 +28,70 @@ _q = queries("articles")
 TAG = "Articles"
 
 
-async def _single(conn: asyncpg.Connection, viewer: int | None, slug: str) -> SingleArticleResponse:
-    row = await conn.fetchrow(_q.by_slug, viewer, slug)
-    if row is None:
-        raise not_found("article")
-    return SingleArticleResponse(article=article(row))
+async def _single(conn: asyncpg.Connection, viewer: int | None, slug: str, status: int = 200) -> web.Response:
+    return built_json(await conn.fetchrow(_q.by_slug, viewer, slug), "article", status)
+
+
+@cache
+def list_statement(tag: bool, author: bool, favorited: bool) -> str:
+    """The list query for one combination of filters (at most 8 texts, each prepared once per
+    connection and planned for its own filters); its parameters after $1-$3 are the given
+    filters in this order: tag, author, favorited."""
+    fragments = (
+        (tag, _q.by_tag, _q.count_tag),
+        (author, _q.by_author, _q.count_author),
+        (favorited, _q.by_favoriter, _q.count_favoriter),
+    )
+    conditions, counts = [], []
+    for given, condition, count in fragments:
+        if given:
+            n = 4 + len(conditions)
+            conditions.append(condition.format(n=n))
+            counts.append(count.format(n=n))
+    if not conditions:
+        return _q.list.format(page=_q.page_all, count=_q.count_all)
+    if len(conditions) == 1:  # one filter: its own count, over its own index
+        page = _q.page_favorited.format(n=4) if favorited else _q.page_where.format(where=conditions[0])
+        return _q.list.format(page=page, count=counts[0])
+    where = " AND ".join(conditions)
+    return _q.list.format(page=_q.page_where.format(where=where), count=_q.count_where.format(where=where))
+
+
+@cache
+def feed_statement() -> str:
+    return _q.list.format(page=_q.page_feed, count=_q.count_feed)
+
+
+# Reads below check the token's user in their own query (verify_user=False): one round trip.
 
 
 @api.route("GET", "/api/articles", tag=TAG, summary="Recent articles, filtered", auth="optional",
-           query=ArticleFilters, response=MultipleArticlesResponse)
-async def list_articles(request: web.Request, query: ArticleFilters) -> MultipleArticlesResponse:
+           query=ArticleFilters, response=MultipleArticlesResponse, verify_user=False)
+async def list_articles(request: web.Request, query: ArticleFilters) -> web.Response:
+    filters = [value for value in (query.tag, query.author, query.favorited) if value is not None]
+    statement = list_statement(query.tag is not None, query.author is not None, query.favorited is not None)
     conn = await connection(request)
-    filters = (query.tag, query.author, query.favorited)
-    rows = await conn.fetch(_q.list, viewer_id(request), query.limit, query.offset, *filters)
-    total = await conn.fetchval(_q.count, *filters)
-    return MultipleArticlesResponse(articles=[article_summary(r) for r in rows], articles_count=total)
+    return built_json(await conn.fetchrow(statement, viewer_id(request), query.limit, query.offset, *filters), "")
 
 
 @api.route("GET", "/api/articles/feed", tag=TAG, summary="Recent articles by followed users", auth="required",
-           query=Page, response=MultipleArticlesResponse)
-async def get_feed(request: web.Request, query: Page) -> MultipleArticlesResponse:
+           query=Page, response=MultipleArticlesResponse, verify_user=False)
+async def get_feed(request: web.Request, query: Page) -> web.Response:
     me = current_user(request)
     conn = await connection(request)
-    rows = await conn.fetch(_q.feed, me.id, query.limit, query.offset)
-    total = await conn.fetchval(_q.count_feed, me.id)
-    return MultipleArticlesResponse(articles=[article_summary(r) for r in rows], articles_count=total)
+    return built_json(await conn.fetchrow(feed_statement(), me.id, query.limit, query.offset), "")
 
 
 @api.route("GET", "/api/articles/{slug}", tag=TAG, summary="One article", auth="optional",
-           response=SingleArticleResponse, errors=(404,))
-async def get_article(request: web.Request) -> SingleArticleResponse:
+           response=SingleArticleResponse, errors=(404,), verify_user=False)
+async def get_article(request: web.Request) -> web.Response:
     conn = await connection(request)
     return await _single(conn, viewer_id(request), request.match_info["slug"])
 
 
 @api.route("POST", "/api/articles", tag=TAG, summary="Create an article", auth="required",
            body=NewArticleRequest, response=SingleArticleResponse, status=201, transaction=True)
-async def create_article(request: web.Request, body: NewArticleRequest) -> SingleArticleResponse:
+async def create_article(request: web.Request, body: NewArticleRequest) -> web.Response:
     me = current_user(request)
     new = body.article
     conn = await connection(request)
@@ -75,7 +104,7 @@ async def create_article(request: web.Request, body: NewArticleRequest) -> Singl
     if new.tag_list:
         await conn.execute(_q.create_tags, new.tag_list)
         await conn.execute(_q.link_tags, article_id, new.tag_list)
-    return await _single(conn, me.id, slug)
+    return await _single(conn, me.id, slug, status=201)
 
 
 async def _owned_article(conn: asyncpg.Connection, slug: str, user_id: int) -> asyncpg.Record:
@@ -89,7 +118,7 @@ async def _owned_article(conn: asyncpg.Connection, slug: str, user_id: int) -> a
 
 @api.route("PUT", "/api/articles/{slug}", tag=TAG, summary="Update an article", auth="required",
            body=UpdateArticleRequest, response=SingleArticleResponse, transaction=True, errors=(403, 404))
-async def update_article(request: web.Request, body: UpdateArticleRequest) -> SingleArticleResponse:
+async def update_article(request: web.Request, body: UpdateArticleRequest) -> web.Response:
     me = current_user(request)
     changes = body.article
     conn = await connection(request)
@@ -121,7 +150,7 @@ async def delete_article(request: web.Request) -> None:
 
 @api.route("POST", "/api/articles/{slug}/favorite", tag="Favorites", summary="Favorite an article",
            auth="required", response=SingleArticleResponse, transaction=True, errors=(404,))
-async def favorite_article(request: web.Request) -> SingleArticleResponse:
+async def favorite_article(request: web.Request) -> web.Response:
     me = current_user(request)
     slug = request.match_info["slug"]
     conn = await connection(request)
@@ -132,7 +161,7 @@ async def favorite_article(request: web.Request) -> SingleArticleResponse:
 
 @api.route("DELETE", "/api/articles/{slug}/favorite", tag="Favorites", summary="Unfavorite an article",
            auth="required", response=SingleArticleResponse, transaction=True, errors=(404,))
-async def unfavorite_article(request: web.Request) -> SingleArticleResponse:
+async def unfavorite_article(request: web.Request) -> web.Response:
     me = current_user(request)
     slug = request.match_info["slug"]
     conn = await connection(request)
@@ -142,6 +171,6 @@ async def unfavorite_article(request: web.Request) -> SingleArticleResponse:
 
 
 @api.route("GET", "/api/tags", tag="Tags", summary="Tags in use", response=TagsResponse)
-async def get_tags(request: web.Request) -> TagsResponse:
+async def get_tags(request: web.Request) -> web.Response:
     conn = await connection(request)
-    return TagsResponse(tags=[row["name"] for row in await conn.fetch(_q.tags)])
+    return json_response(await conn.fetchval(_q.tags))

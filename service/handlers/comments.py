@@ -7,7 +7,7 @@ from aiohttp import web
 from schemas.comments import MultipleCommentsResponse, NewCommentRequest, SingleCommentResponse
 from service.db import connection
 from service.errors import ApiError, forbidden, not_found
-from service.handlers.common import comment
+from service.handlers.common import built_json, comment
 from service.routing import Api, current_user, viewer_id
 from service.sqlfiles import queries
 
@@ -17,13 +17,10 @@ TAG = "Comments"
 
 
 @api.route("GET", "/api/articles/{slug}/comments", tag=TAG, summary="An article's comments, newest first",
-           auth="optional", response=MultipleCommentsResponse, errors=(404,))
-async def get_comments(request: web.Request) -> MultipleCommentsResponse:
+           auth="optional", response=MultipleCommentsResponse, errors=(404,), verify_user=False)
+async def get_comments(request: web.Request) -> web.Response:
     conn = await connection(request)
-    rows = await conn.fetch(_q.for_article, request.match_info["slug"], viewer_id(request))
-    if not rows:
-        raise not_found("article")
-    return MultipleCommentsResponse(comments=[comment(row) for row in rows if row["id"] is not None])
+    return built_json(await conn.fetchrow(_q.for_article, request.match_info["slug"], viewer_id(request)), "article")
 
 
 @api.route("POST", "/api/articles/{slug}/comments", tag=TAG, summary="Comment on an article", auth="required",

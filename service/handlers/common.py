@@ -1,13 +1,16 @@
-"""Record-to-model helpers shared by the resource handlers."""
+"""Helpers shared by the resource handlers: records to models, and JSON that PostgreSQL built."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from schemas.articles import Article, ArticleSummary
+import asyncpg
+from aiohttp import web
+
 from schemas.comments import Comment
 from schemas.profiles import Profile
+from service.errors import not_found, unauthorized
 
 
 def author(row: Mapping[str, Any]) -> Profile:
@@ -16,25 +19,22 @@ def author(row: Mapping[str, Any]) -> Profile:
     )
 
 
-def article_summary(row: Mapping[str, Any]) -> ArticleSummary:
-    return ArticleSummary(
-        slug=row["slug"],
-        title=row["title"],
-        description=row["description"],
-        tag_list=row["tag_list"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        favorited=row["favorited"],
-        favorites_count=row["favorites_count"],
-        author=author(row),
-    )
-
-
-def article(row: Mapping[str, Any]) -> Article:
-    return Article(**dict(article_summary(row)), body=row["body"])
-
-
 def comment(row: Mapping[str, Any]) -> Comment:
     return Comment(
         id=row["id"], created_at=row["created_at"], updated_at=row["updated_at"], body=row["body"], author=author(row)
     )
+
+
+def json_response(body: str, status: int = 200) -> web.Response:
+    """A response whose JSON text was built by PostgreSQL, passed through without decoding."""
+    return web.Response(body=body.encode(), status=status, content_type="application/json", charset="utf-8")
+
+
+def built_json(row: asyncpg.Record, missing: str, status: int = 200) -> web.Response:
+    """The answer of a read query that returns (viewer_known, body): 401 when the token's user
+    no longer exists, 404 (`missing` not found) when there is no body, else the body itself."""
+    if not row["viewer_known"]:
+        raise unauthorized("the token's user does not exist")
+    if row["body"] is None:
+        raise not_found(missing)
+    return json_response(row["body"], status)

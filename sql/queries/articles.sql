@@ -1,52 +1,102 @@
--- Every list is one query for the page and one for the count, whatever the page size:
--- tags, author and favorites come from article_cards' joins and subqueries, never per row.
--- $1 is always the viewer's user id (NULL when anonymous).
+-- Reads answer in one round trip each, with the response's JSON built by PostgreSQL
+-- (json_build_object, json_agg) and passed through as bytes: no rows to decode, no models to
+-- build. Keys and their order are those of the pydantic models in schemas/articles.py, which
+-- tests/test_sql_json.py holds them to. $1 is always the viewer's user id (NULL when anonymous);
+-- `viewer_known` is false when a token names a user that no longer exists (401).
 
 -- name: list
-SELECT c.slug, c.title, c.description, c.tag_list, c.created_at, c.updated_at, c.favorites_count,
-       c.author_username, c.author_bio, c.author_image,
-       EXISTS (SELECT 1 FROM favorites f WHERE f.user_id = $1 AND f.article_id = c.id) AS favorited,
-       EXISTS (SELECT 1 FROM follows fo WHERE fo.follower_id = $1 AND fo.followed_id = c.author_id) AS following
-  FROM article_cards c
- WHERE ($4::text IS NULL OR c.id IN (SELECT at.article_id FROM article_tags at
-                                        JOIN tags t ON t.id = at.tag_id WHERE t.name = $4))
-   AND ($5::text IS NULL OR c.author_id = (SELECT id FROM users WHERE username = $5))
-   AND ($6::text IS NULL OR c.id IN (SELECT f.article_id FROM favorites f
-                                        JOIN users fu ON fu.id = f.user_id WHERE fu.username = $6))
- ORDER BY c.created_at DESC, c.id DESC
- LIMIT $2 OFFSET $3;
+-- A template: service/handlers/articles.py puts in the page query and the count query from
+-- the fragments below, one statement per combination of filters, so each is planned for its
+-- own filters (a generic `($4 IS NULL OR ...)` query gets one plan for all of them once
+-- PostgreSQL switches a prepared statement to its generic plan, after five executions).
+-- $2 limit, $3 offset, then one parameter per filter given; the fragments get their numbers
+-- from the handler. The page is rendered by articles_json() (migration 0003), whose plan
+-- PostgreSQL keeps. Each count walks an index over the matching entries only, never the
+-- table; the unfiltered one reads article_totals, kept by triggers on articles (migration 0003).
+SELECT $1::bigint IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = $1) AS viewer_known,
+       json_build_object(
+           'articles', articles_json(ARRAY({page}), $1),
+           'articlesCount', ({count})
+       )::text AS body;
 
--- name: count
-SELECT count(*)
-  FROM articles a
- WHERE ($1::text IS NULL OR a.id IN (SELECT at.article_id FROM article_tags at
-                                        JOIN tags t ON t.id = at.tag_id WHERE t.name = $1))
-   AND ($2::text IS NULL OR a.author_id = (SELECT id FROM users WHERE username = $2))
-   AND ($3::text IS NULL OR a.id IN (SELECT f.article_id FROM favorites f
-                                        JOIN users fu ON fu.id = f.user_id WHERE fu.username = $3));
+-- name: page_all
+SELECT a.id FROM articles a ORDER BY a.created_at DESC, a.id DESC LIMIT $2 OFFSET $3
 
--- name: feed
-SELECT c.slug, c.title, c.description, c.tag_list, c.created_at, c.updated_at, c.favorites_count,
-       c.author_username, c.author_bio, c.author_image,
-       EXISTS (SELECT 1 FROM favorites f WHERE f.user_id = $1 AND f.article_id = c.id) AS favorited,
-       true AS following
-  FROM article_cards c
- WHERE c.author_id IN (SELECT followed_id FROM follows WHERE follower_id = $1)
- ORDER BY c.created_at DESC, c.id DESC
- LIMIT $2 OFFSET $3;
+-- name: page_where
+SELECT a.id FROM articles a WHERE {where} ORDER BY a.created_at DESC, a.id DESC LIMIT $2 OFFSET $3
+
+-- name: page_favorited
+-- From the user's favorites (OFFSET 0 keeps the planner from walking every article newest first
+-- and probing each: it cannot know how many favorites the user has).
+SELECT a.id
+  FROM (SELECT f.article_id FROM favorites f
+         WHERE f.user_id = (SELECT id FROM users WHERE username = ${n}) OFFSET 0) AS f
+  JOIN articles a ON a.id = f.article_id
+ ORDER BY a.created_at DESC, a.id DESC
+ LIMIT $2 OFFSET $3
+
+-- name: page_feed
+-- The newest (limit + offset) of each followed author, merged: bounded by the follows, however
+-- many articles there are or however long ago the followed authors last wrote.
+SELECT a.id
+  FROM follows fo
+ CROSS JOIN LATERAL (SELECT a.id, a.created_at FROM articles a
+                      WHERE a.author_id = fo.followed_id
+                      ORDER BY a.created_at DESC, a.id DESC
+                      LIMIT $2::bigint + $3::bigint) AS a
+ WHERE fo.follower_id = $1
+ ORDER BY a.created_at DESC, a.id DESC
+ LIMIT $2 OFFSET $3
+
+-- name: by_tag
+a.id IN (SELECT at.article_id FROM article_tags at WHERE at.tag_id = (SELECT id FROM tags WHERE name = ${n}))
+
+-- name: by_author
+a.author_id = (SELECT id FROM users WHERE username = ${n})
+
+-- name: by_favoriter
+a.id IN (SELECT f.article_id FROM favorites f WHERE f.user_id = (SELECT id FROM users WHERE username = ${n}))
+
+-- name: count_all
+SELECT sum(articles)::bigint FROM article_totals
+
+-- name: count_tag
+SELECT count(*) FROM article_tags WHERE tag_id = (SELECT id FROM tags WHERE name = ${n})
+
+-- name: count_author
+SELECT count(*) FROM articles WHERE author_id = (SELECT id FROM users WHERE username = ${n})
+
+-- name: count_favoriter
+SELECT count(*) FROM favorites WHERE user_id = (SELECT id FROM users WHERE username = ${n})
 
 -- name: count_feed
-SELECT count(*)
-  FROM articles a
- WHERE a.author_id IN (SELECT followed_id FROM follows WHERE follower_id = $1);
+SELECT count(*) FROM articles a WHERE a.author_id IN (SELECT fo.followed_id FROM follows fo WHERE fo.follower_id = $1)
+
+-- name: count_where
+SELECT count(*) FROM articles a WHERE {where}
 
 -- name: by_slug
-SELECT c.slug, c.title, c.description, c.body, c.tag_list, c.created_at, c.updated_at, c.favorites_count,
-       c.author_username, c.author_bio, c.author_image,
-       EXISTS (SELECT 1 FROM favorites f WHERE f.user_id = $1 AND f.article_id = c.id) AS favorited,
-       EXISTS (SELECT 1 FROM follows fo WHERE fo.follower_id = $1 AND fo.followed_id = c.author_id) AS following
-  FROM article_cards c
- WHERE c.slug = $2;
+SELECT $1::bigint IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = $1) AS viewer_known,
+       (SELECT json_build_object('article', json_build_object(
+                   'slug', a.slug,
+                   'title', a.title,
+                   'description', a.description,
+                   'tagList', ARRAY(SELECT t.name FROM article_tags at JOIN tags t ON t.id = at.tag_id
+                                     WHERE at.article_id = a.id ORDER BY t.name),
+                   'createdAt', api_time(a.created_at),
+                   'updatedAt', api_time(a.updated_at),
+                   'favorited', EXISTS (SELECT 1 FROM favorites f WHERE f.user_id = $1 AND f.article_id = a.id),
+                   'favoritesCount', (SELECT count(*) FROM favorites f WHERE f.article_id = a.id),
+                   'author', json_build_object(
+                       'username', u.username,
+                       'bio', u.bio,
+                       'image', u.image,
+                       'following', EXISTS (SELECT 1 FROM follows fo
+                                             WHERE fo.follower_id = $1 AND fo.followed_id = a.author_id)),
+                   'body', a.body))::text
+          FROM articles a
+          JOIN users u ON u.id = a.author_id
+         WHERE a.slug = $2) AS body;
 
 -- name: insert
 -- Nothing returned means the slug is taken: the caller retries with another.
@@ -100,7 +150,6 @@ WITH article AS (SELECT id FROM articles WHERE slug = $2),
 SELECT id FROM article;
 
 -- name: tags
-SELECT t.name
+SELECT json_build_object('tags', coalesce(json_agg(t.name ORDER BY t.name), '[]'))::text
   FROM tags t
- WHERE EXISTS (SELECT 1 FROM article_tags at WHERE at.tag_id = t.id)
- ORDER BY t.name;
+ WHERE EXISTS (SELECT 1 FROM article_tags at WHERE at.tag_id = t.id);

@@ -1,13 +1,26 @@
 -- name: for_article
--- One row with NULL comment columns when the article has no comments; no row when it does not exist.
-SELECT c.id, c.created_at, c.updated_at, c.body,
-       u.username AS author_username, u.bio AS author_bio, u.image AS author_image,
-       EXISTS (SELECT 1 FROM follows fo WHERE fo.follower_id = $2 AND fo.followed_id = c.author_id) AS following
-  FROM articles a
-  LEFT JOIN comments c ON c.article_id = a.id
-  LEFT JOIN users u ON u.id = c.author_id
- WHERE a.slug = $1
- ORDER BY c.created_at DESC, c.id DESC;
+-- The article's comments, newest first, as the API's JSON built by PostgreSQL (keys as in
+-- schemas/comments.py); body is NULL when the article does not exist. $2 is the viewer (or NULL).
+SELECT $2::bigint IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = $2) AS viewer_known,
+       (SELECT json_build_object('comments', coalesce(
+                   (SELECT json_agg(json_build_object(
+                               'id', c.id,
+                               'createdAt', api_time(c.created_at),
+                               'updatedAt', api_time(c.updated_at),
+                               'body', c.body,
+                               'author', json_build_object(
+                                   'username', u.username,
+                                   'bio', u.bio,
+                                   'image', u.image,
+                                   'following', EXISTS (SELECT 1 FROM follows fo
+                                                         WHERE fo.follower_id = $2 AND fo.followed_id = c.author_id)))
+                            ORDER BY c.created_at DESC, c.id DESC)
+                      FROM comments c
+                      JOIN users u ON u.id = c.author_id
+                     WHERE c.article_id = a.id),
+                   '[]'))::text
+          FROM articles a
+         WHERE a.slug = $1) AS body;
 
 -- name: insert
 WITH article AS (SELECT id FROM articles WHERE slug = $1),

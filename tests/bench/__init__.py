@@ -1,0 +1,1 @@
+"""The benchmark (`make bench`): seed data, a reference app, wrk scripts and the runner."""

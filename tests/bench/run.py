@@ -1,0 +1,455 @@
+"""`make bench`: the service under gunicorn on its own seeded PostgreSQL, driven by wrk, side by
+side with reference points measured in the same run.
+
+    python -m tests.bench.run                 # the table, the targets, 2 workers against 1
+    python -m tests.bench.run --scale         # the cost of a list page at 1k, 10k, 100k articles
+    python -m tests.bench.run --only list,slug --duration 10
+
+Everything lives in .bench/ (a throwaway embedded PostgreSQL, logs) and is removed at the end
+unless --keep. Ports: BENCH_PORT (default 18160) and the next three."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = ROOT / ".bench"
+LUA = Path(__file__).with_name("bench.lua")
+JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123"
+BASE_PORT = int(os.environ.get("BENCH_PORT", "18160"))
+
+
+# ---------------------------------------------------------------- processes
+
+
+def need_wrk() -> str:
+    """wrk's path; installs Debian's package when it is missing and we may (root, apt-get)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk is missing: installing Debian's package (apt-get install wrk) ...", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=False, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, stdout=subprocess.DEVNULL)
+        found = shutil.which("wrk")
+    if not found:
+        sys.exit("wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu) or `brew install wrk`")
+    return found
+
+
+def wait_http(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Poll until the URL answers 200 (bounded), failing fast if the server died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.HTTPError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout}s")
+
+
+class Gunicorn:
+    """One gunicorn master with its workers; stopped with SIGTERM, as an orchestrator would."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], port: int, ready_path: str) -> None:
+        self.name, self.port = name, port
+        self.log = WORK / f"{name}.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_http(self.url(ready_path), self.process)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_service(dsn: str, port: int, workers: int, extra_env: dict[str, str] | None = None) -> Gunicorn:
+    env = {
+        "APP_ENV": "production",
+        "DATABASE_URL": dsn,
+        "JWT_SECRET": JWT_SECRET,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "SHUTDOWN_DELAY": "0",
+        "MIGRATE_ON_START": "false",
+        **(extra_env or {}),
+    }
+    return Gunicorn(
+        f"service-{port}", ["-c", "python:service.gunicorn_conf", "service.app:create_app"], env, port, "/readyz"
+    )
+
+
+def start_reference(dsn: str, port: int, articles: int, worker: str = "aiohttp.GunicornUVLoopWebWorker") -> Gunicorn:
+    env = {"REF_DATABASE_URL": dsn, "REF_ARTICLES": str(articles)}
+    args = ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--worker-class", worker, "tests.bench.refapp:create_app"]
+    return Gunicorn(f"reference-{port}", args, env, port, "/json")
+
+
+# ---------------------------------------------------------------- CPU accounting
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # fields from the 3rd on (state, ppid, ...)
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields and int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds(pid: int, with_children: bool) -> float:
+    """CPU time of a process (user + system), and of its children, live (from /proc) and exited
+    (the time the parent collected for them): for the database, the postmaster and its backends."""
+    fields = _stat(pid)
+    if fields is None:
+        return 0.0
+    total = int(fields[11]) + int(fields[12])  # utime, stime
+    if with_children:
+        total += int(fields[13]) + int(fields[14])  # cutime, cstime of exited, waited-for children
+        total = total / TICKS + sum(cpu_seconds(child, False) for child in children(pid))
+        return total
+    return total / TICKS
+
+
+class CpuMeter:
+    """CPU seconds spent by the app's worker processes and by PostgreSQL over one measurement:
+    per request, a figure that a busy, shared machine disturbs far less than req/s."""
+
+    def __init__(self, app_master: int, postmaster: int) -> None:
+        self.app_master, self.postmaster = app_master, postmaster
+
+    def read(self) -> tuple[float, float]:
+        app = sum(cpu_seconds(worker, False) for worker in children(self.app_master))
+        return app, cpu_seconds(self.postmaster, True)
+
+
+# ---------------------------------------------------------------- wrk
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    duration_us: int
+    non2xx: int
+    socket_errors: int
+    p50_ms: float
+    p99_ms: float
+    app_us: float = 0.0  # app CPU per request (all workers), microseconds
+    db_us: float = 0.0  # PostgreSQL CPU per request
+
+    @property
+    def rps(self) -> float:
+        return self.requests / (self.duration_us / 1e6) if self.duration_us else 0.0
+
+
+@dataclass
+class Endpoint:
+    key: str
+    name: str
+    path: str
+    env: dict[str, str] = field(default_factory=dict)
+    reference: bool = False
+
+
+def wrk(wrk_path: str, url: str, env: dict[str, str], duration: float, connections: int) -> dict:
+    command = [
+        wrk_path, "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "-s", str(LUA), url,
+    ]
+    result = subprocess.run(
+        command, env={**os.environ, **env}, capture_output=True, text=True, timeout=duration + 60
+    )
+    for line in result.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            return json.loads(line.removeprefix("BENCH_RESULT "))
+    raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr or result.stdout}")
+
+
+def measure(wrk_path: str, server: "Gunicorn", endpoint: Endpoint, args: argparse.Namespace) -> Result:
+    url = server.url(endpoint.path)
+    if args.warmup:
+        wrk(wrk_path, url, endpoint.env, args.warmup, args.connections)
+    meter = CpuMeter(server.process.pid, args.postmaster)
+    app_before, db_before = meter.read()
+    raw = wrk(wrk_path, url, endpoint.env, args.duration, args.connections)
+    app_after, db_after = meter.read()
+    per_request = 1e6 / max(raw["requests"], 1)
+    result = Result(
+        name=endpoint.name,
+        requests=raw["requests"],
+        duration_us=raw["duration_us"],
+        non2xx=raw["non2xx"],
+        socket_errors=raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"],
+        p50_ms=raw["p50_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        app_us=(app_after - app_before) * per_request,
+        db_us=(db_after - db_before) * per_request,
+    )
+    print(
+        f"  {endpoint.name:<44} {result.rps:>9.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:7.2f} ms"
+        f"  cpu/req app {result.app_us:5.0f} us db {result.db_us:5.0f} us"
+        f"  non-2xx {result.non2xx}" + (f"  socket errors {result.socket_errors}" if result.socket_errors else ""),
+        flush=True,
+    )
+    return result
+
+
+# ---------------------------------------------------------------- database
+
+
+async def prepare_database(admin_dsn: str, name: str, scale, distinct_hashes: bool = True) -> tuple[str, dict]:
+    from service.migrate import apply_migrations
+    from tests.bench.seed import seed
+
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = admin_dsn.rsplit("/", 1)[0] + "/" + name
+    conn = await asyncpg.connect(dsn)
+    try:
+        await apply_migrations(conn)
+        facts = await seed(conn, scale, distinct_hashes=distinct_hashes)
+    finally:
+        await conn.close()
+    return dsn, facts
+
+
+def login(base: str, username: str) -> str:
+    """A token the way a client gets one: POST /api/users/login with the seeded password."""
+    from tests.bench.seed import PASSWORD
+
+    body = json.dumps({"user": {"email": f"{username}@example.com", "password": PASSWORD}}).encode()
+    request = urllib.request.Request(
+        base + "/api/users/login", data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["user"]["token"]
+
+
+# ---------------------------------------------------------------- the table
+
+
+def endpoints(facts: dict, tokens: dict[str, str], slug_file: Path) -> list[Endpoint]:
+    from tests.bench.seed import TAGS
+
+    reader = {"BENCH_TOKENS": tokens["reader"]}
+    writers = {"BENCH_TOKENS": ",".join(tokens["writers"])}
+    slugs = {"BENCH_SLUGS": str(slug_file)}
+    return [
+        Endpoint("json", "reference: fixed JSON", "/json", reference=True),
+        Endpoint("db", "reference: pool + one SELECT", "/db", reference=True),
+        Endpoint("connect", "reference: connect per request", "/connect", reference=True),
+        Endpoint("livez", "GET /livez (middlewares, no database)", "/livez"),
+        Endpoint("list", "GET /api/articles?limit=20", "/api/articles?limit=20"),
+        Endpoint("tag", "GET /api/articles?tag=", f"/api/articles?limit=20&tag={facts['tag']}"),
+        Endpoint("author", "GET /api/articles?author=", f"/api/articles?limit=20&author={facts['author']}"),
+        Endpoint("favorited", "GET /api/articles?favorited=", f"/api/articles?limit=20&favorited={facts['favoriter']}"),
+        Endpoint("list_auth", "GET /api/articles?limit=20 (with token)", "/api/articles?limit=20", env=reader),
+        Endpoint("feed", "GET /api/articles/feed (with token)", "/api/articles/feed?limit=20", env=reader),
+        Endpoint("slug", "GET /api/articles/{slug}", "/api/articles/_slug_", env=slugs),
+        Endpoint("slug_auth", "GET /api/articles/{slug} (with token)", "/api/articles/_slug_", env={**slugs, **reader}),
+        Endpoint("user", "GET /api/user (with token)", "/api/user", env=reader),
+        Endpoint("tags", "GET /api/tags", "/api/tags"),
+        Endpoint("comments", "GET /api/articles/{slug}/comments", "/api/articles/_slug_/comments", env=slugs),
+        Endpoint(
+            "create", "POST /api/articles", "/api/articles",
+            env={**writers, "BENCH_MODE": "create", "BENCH_TAGS": ",".join(TAGS), "BENCH_RUN": str(int(time.time()))},
+        ),
+        Endpoint("favorite", "POST+DELETE /api/articles/{slug}/favorite", "/api/articles",
+                 env={**writers, **slugs, "BENCH_MODE": "favorite"}),
+    ]
+
+
+TARGETS = [
+    # (endpoint keys, minimum fraction of "pool + one SELECT")
+    (("slug",), 0.6),
+    (("user",), 0.7),
+    (("list", "tag", "author", "favorited", "feed"), 0.15),
+]
+SINGLE_READS = ("slug", "slug_auth")
+
+
+def report(results: dict[str, Result], reference_rps: float, connections: int) -> bool:
+    print()
+    header = (f"| {'endpoint':<44} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'non-2xx':>7} "
+              f"| {'x pool+SELECT':>13} | {'app CPU us/req':>14} | {'db CPU us/req':>13} |")
+    print(header)
+    print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
+    for result in results.values():
+        errors = result.non2xx + result.socket_errors
+        print(
+            f"| {result.name:<44} | {result.rps:>8.0f} | {result.p50_ms:>7.2f} | {result.p99_ms:>7.2f} "
+            f"| {errors:>7} | {result.rps / reference_rps:>13.2f} | {result.app_us:>14.0f} | {result.db_us:>13.0f} |"
+        )
+    print()
+    verdicts = []
+    for keys, minimum in TARGETS:
+        for key in keys:
+            if key in results:
+                ratio = results[key].rps / reference_rps
+                verdicts.append((ratio >= minimum, f"{results[key].name}: {ratio:.2f} of pool + one SELECT (>= {minimum})"))
+    if "connect" in results:
+        ratio = reference_rps / results["connect"].rps
+        verdicts.append((ratio >= 20, f"pooled / connect-per-request: {ratio:.1f}x (>= 20x)"))
+    errors = {name: r.non2xx + r.socket_errors for name, r in results.items() if r.non2xx + r.socket_errors}
+    verdicts.append((not errors, f"zero non-2xx and socket errors ({errors or 'none'})"))
+    for key in SINGLE_READS:
+        if key in results:
+            p99 = results[key].p99_ms
+            verdicts.append((p99 < 50, f"{results[key].name}: p99 {p99:.1f} ms at {connections} connections (< 50 ms)"))
+    for ok, text in verdicts:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    return all(ok for ok, _ in verdicts)
+
+
+# ---------------------------------------------------------------- main runs
+
+
+def load_info() -> str:
+    with open("/proc/loadavg") as f:
+        return f"load average {' '.join(f.read().split()[:3])} on {os.cpu_count()} cores"
+
+
+def main_table(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> bool:
+    from tests.bench.seed import Scale
+
+    scale = Scale()
+    started = time.monotonic()
+    dsn, facts = asyncio.run(prepare_database(admin_dsn, "conduit_bench", scale))
+    print(f"seeded {scale} in {time.monotonic() - started:.1f}s", flush=True)
+    slug_file = WORK / "slugs.txt"
+    slug_file.write_text("\n".join(facts["slugs"]) + "\n")
+
+    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    with contextlib.ExitStack() as stack:
+        reference = start_reference(dsn, BASE_PORT + 1, scale.articles)
+        stack.callback(reference.stop)
+        service = start_service(dsn, BASE_PORT, workers)
+        stack.callback(service.stop)
+        tokens = {
+            "reader": login(service.url(""), facts["follower"]),
+            "writers": [login(service.url(""), name) for name in facts["users"][:8]],
+        }
+        chosen = endpoints(facts, tokens, slug_file)
+        if args.only:
+            chosen = [e for e in chosen if e.key in args.only or e.key == "db"]
+        print(f"\nwrk -t1 -c{args.connections}, {args.duration}s per endpoint after a {args.warmup}s warm-up; "
+              f"service with {workers} worker(s); {load_info()}", flush=True)
+        results: dict[str, Result] = {}
+        for endpoint in chosen:
+            results[endpoint.key] = measure(wrk_path, reference if endpoint.reference else service, endpoint, args)
+        # The reference again at the end: the machine is shared, so its drift says how noisy the run was.
+        again = measure(wrk_path, reference, next(e for e in chosen if e.key == "db"), args)
+        reference_rps = statistics.mean([results["db"].rps, again.rps])
+        print(f"\n'pool + one SELECT' measured twice: {results['db'].rps:.0f} and {again.rps:.0f} req/s "
+              f"(drift {abs(again.rps - results['db'].rps) / reference_rps:.0%}); ratios use the mean, "
+              f"{reference_rps:.0f} req/s; {load_info()}")
+        ok = report(results, reference_rps, args.connections)
+        service.stop()
+        if args.workers_compare and workers == 1:
+            compare_workers(args, wrk_path, dsn, chosen, results)
+    return ok
+
+
+def compare_workers(args, wrk_path: str, dsn: str, chosen: list[Endpoint], one: dict[str, Result]) -> None:
+    keys = [k for k in ("db", "slug", "list", "user") if k in one]
+    print("\n2 workers against 1 (same database, same wrk settings; 2 cores shared with wrk and PostgreSQL):")
+    two = start_service(dsn, BASE_PORT + 2, 2)
+    try:
+        for endpoint in chosen:
+            if endpoint.key in keys and not endpoint.reference:
+                result = measure(wrk_path, two, endpoint, args)
+                print(f"    -> 2 workers / 1 worker: {result.rps / one[endpoint.key].rps:.2f}")
+    finally:
+        two.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.run")
+    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "5")), help="seconds")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--only", type=lambda s: set(s.split(",")), default=None,
+                        help="comma-separated endpoint keys (json,db,connect,livez,list,tag,author,favorited,"
+                             "list_auth,feed,slug,slug_auth,user,tags,comments,create,favorite)")
+    parser.add_argument("--no-workers-compare", dest="workers_compare", action="store_false")
+    parser.add_argument("--scale", action="store_true", help="the list-page cost at 1k, 10k and 100k articles")
+    parser.add_argument("--keep", action="store_true", help="keep .bench/ (the database and the logs)")
+    args = parser.parse_args()
+
+    from service.embedded import EmbeddedPostgres
+
+    wrk_path = need_wrk()
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir()
+    server = EmbeddedPostgres(WORK / "pgdata", durable=False)
+    ok = True
+    try:
+        admin_dsn = server.start()
+        args.postmaster = int((server.pgdata / "postmaster.pid").read_text().split()[0])
+        if args.scale:
+            from tests.bench.scale import main_scale
+
+            main_scale(args, wrk_path, admin_dsn)
+        else:
+            ok = main_table(args, wrk_path, admin_dsn)
+    finally:
+        if args.keep:
+            server.stop()
+        else:
+            server.destroy()
+            shutil.rmtree(WORK, ignore_errors=True)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
