@@ -70,7 +70,10 @@ SELECT count(*) FROM articles WHERE author_id = (SELECT id FROM users WHERE user
 SELECT count(*) FROM favorites WHERE user_id = (SELECT id FROM users WHERE username = ${n})
 
 -- name: count_feed
-SELECT count(*) FROM articles a WHERE a.author_id IN (SELECT fo.followed_id FROM follows fo WHERE fo.follower_id = $1)
+SELECT coalesce(sum(n), 0)::bigint
+  FROM follows fo
+ CROSS JOIN LATERAL (SELECT count(*) AS n FROM articles a WHERE a.author_id = fo.followed_id) AS per_author
+ WHERE fo.follower_id = $1
 
 -- name: count_where
 SELECT count(*) FROM articles a WHERE {where}
