@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate gunicorn conformance fuzz bench clean
+.PHONY: run test install migrate gunicorn conformance fuzz bench bench-scale bench-levers clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "need python3.11 on PATH"; exit 1; }
@@ -24,5 +24,14 @@ migrate: $(STAMP)
 test: $(STAMP)  ## the whole suite, against a throwaway embedded PostgreSQL unless DATABASE_URL is set
 	$(PY) -m pytest
 
+bench: $(STAMP)  ## wrk against the service and reference points on a seeded embedded PostgreSQL (a few minutes; WEB_CONCURRENCY=1)
+	$(PY) -m tests.bench.run
+
+bench-scale: $(STAMP)  ## the cost of a list page at 1k, 10k and 100k articles
+	$(PY) -m tests.bench.run --scale
+
+bench-levers: $(STAMP)  ## each lever measured on and off in one run (worker class, statement cache, reset, ...)
+	$(PY) -m tests.bench.run --levers
+
 clean:
-	rm -rf $(VENV) .pgdata build dist *.egg-info
+	rm -rf $(VENV) .pgdata .bench build dist *.egg-info

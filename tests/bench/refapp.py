@@ -6,7 +6,8 @@ this machine, served by the same gunicorn + uvloop worker, one process.
     /connect   the same row over a connection opened for the request (the anti-pattern)
 
 Run: gunicorn tests.bench.refapp:create_app --worker-class aiohttp.GunicornUVLoopWebWorker
-with REF_DATABASE_URL and REF_ARTICLES (ids are drawn from 1..REF_ARTICLES)."""
+with REF_DATABASE_URL and REF_ARTICLES (ids are drawn from 1..REF_ARTICLES); REF_RESET=skip
+only to measure asyncpg's reset query (make bench-levers)."""
 
 from __future__ import annotations
 
@@ -49,9 +50,16 @@ async def connect_per_request(request: web.Request) -> web.Response:
     return web.Response(body=_row_json(row), content_type="application/json")
 
 
+async def _skip_reset_query(conn: asyncpg.Connection) -> None:
+    """For `make bench-levers` only (REF_RESET=skip): what asyncpg's reset query on release costs.
+    asyncpg still rolls back and drops listeners; only the query that restores session state
+    (RESET ALL, UNLISTEN *, CLOSE ALL, advisory unlocks) is skipped, which no real service should do."""
+
+
 async def pool_ctx(app: web.Application):
     # Same size as the service's default (DB_POOL_MAX_SIZE=10), so the comparison is fair.
-    app[POOL] = await asyncpg.create_pool(app[DSN], min_size=10, max_size=10)
+    reset = _skip_reset_query if os.environ.get("REF_RESET") == "skip" else None
+    app[POOL] = await asyncpg.create_pool(app[DSN], min_size=10, max_size=10, reset=reset)
     yield
     await app[POOL].close()
 

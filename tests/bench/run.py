@@ -72,12 +72,14 @@ def wait_http(url: str, process: subprocess.Popen, timeout: float = 60.0) -> Non
 class Gunicorn:
     """One gunicorn master with its workers; stopped with SIGTERM, as an orchestrator would."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], port: int, ready_path: str) -> None:
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], port: int, ready_path: str, cwd: Path = ROOT
+    ) -> None:
         self.name, self.port = name, port
         self.log = WORK / f"{name}.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", *args],
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, **env},
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -97,7 +99,10 @@ class Gunicorn:
                 self.process.wait()
 
 
-def start_service(dsn: str, port: int, workers: int, extra_env: dict[str, str] | None = None) -> Gunicorn:
+def start_service(
+    dsn: str, port: int, workers: int, extra_env: dict[str, str] | None = None, tree: Path | None = None
+) -> Gunicorn:
+    """The service under gunicorn, as in production; `tree` runs another checkout of it (bench-levers)."""
     env = {
         "APP_ENV": "production",
         "DATABASE_URL": dsn,
@@ -109,13 +114,18 @@ def start_service(dsn: str, port: int, workers: int, extra_env: dict[str, str] |
         "MIGRATE_ON_START": "false",
         **(extra_env or {}),
     }
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     return Gunicorn(
-        f"service-{port}", ["-c", "python:service.gunicorn_conf", "service.app:create_app"], env, port, "/readyz"
+        f"service-{port}", ["-c", "python:service.gunicorn_conf", "service.app:create_app"], env, port, "/readyz",
+        cwd=tree or ROOT,
     )
 
 
-def start_reference(dsn: str, port: int, articles: int, worker: str = "aiohttp.GunicornUVLoopWebWorker") -> Gunicorn:
-    env = {"REF_DATABASE_URL": dsn, "REF_ARTICLES": str(articles)}
+def start_reference(
+    dsn: str, port: int, articles: int, worker: str = "aiohttp.GunicornUVLoopWebWorker", reset: str = "default"
+) -> Gunicorn:
+    env = {"REF_DATABASE_URL": dsn, "REF_ARTICLES": str(articles), "REF_RESET": reset}
     args = ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--worker-class", worker, "tests.bench.refapp:create_app"]
     return Gunicorn(f"reference-{port}", args, env, port, "/json")
 
@@ -413,6 +423,108 @@ def compare_workers(args, wrk_path: str, dsn: str, chosen: list[Endpoint], one: 
         two.stop()
 
 
+# ---------------------------------------------------------------- levers
+
+
+def serialization_microbench(dsn: str) -> None:
+    """In-process: a page of 20 articles as the old code made it (records -> models -> pydantic's
+    JSON), with orjson instead, and as PostgreSQL's text passed through."""
+    import timeit
+
+    import orjson
+
+    from schemas.articles import MultipleArticlesResponse
+    from service.handlers.articles import list_statement
+
+    async def page() -> str:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return (await conn.fetchrow(list_statement(False, False, False), None, 20, 0))["body"]
+        finally:
+            await conn.close()
+
+    text = asyncio.run(page())
+    data = orjson.loads(text)
+    runs = 2000
+
+    def each(fn) -> float:
+        return min(timeit.repeat(fn, number=runs, repeat=5)) / runs * 1e6
+
+    build = each(lambda: MultipleArticlesResponse.model_validate(data))
+    model = MultipleArticlesResponse.model_validate(data)
+    pydantic_json = each(lambda: model.json_bytes())
+    orjson_json = each(lambda: orjson.dumps(model.model_dump(mode="json", by_alias=True)))
+    passthrough = each(lambda: text.encode())
+    print("\nserialization of one page of 20 articles, in-process (microseconds per page):")
+    print(f"  build the models from values              {build:8.1f}")
+    print(f"  pydantic's JSON (model -> bytes)          {pydantic_json:8.1f}")
+    print(f"  orjson (model_dump, then orjson.dumps)    {orjson_json:8.1f}")
+    print(f"  PostgreSQL's JSON text passed through     {passthrough:8.1f}")
+
+
+def export_tree(rev: str) -> Path:
+    """The service as it was at `rev`, exported (not checked out) into .bench/."""
+    tree = WORK / f"rev-{rev}"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def main_levers(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None:
+    """Each lever on and off, side by side in one run: A and B serve the same database at once,
+    and each endpoint is measured on A, then at once on B."""
+    from tests.bench.seed import Scale
+
+    scale = Scale()
+    dsn, facts = asyncio.run(prepare_database(admin_dsn, "conduit_bench", scale))
+    slug_file = WORK / "slugs.txt"
+    slug_file.write_text("\n".join(facts["slugs"]) + "\n")
+    port = BASE_PORT
+    with contextlib.ExitStack() as stack:
+
+        def started(server: Gunicorn) -> Gunicorn:
+            stack.callback(server.stop)
+            return server
+
+        current = started(start_service(dsn, port, 1))
+        tokens = {"reader": login(current.url(""), facts["follower"]), "writers": []}
+        by_key = {e.key: e for e in endpoints(facts, tokens, slug_file)}
+        uvloop_ref = started(start_reference(dsn, port + 1, scale.articles))
+        levers: list[tuple[str, str, Gunicorn, str, Gunicorn, list[str]]] = [
+            ("worker class", "aiohttp.GunicornWebWorker (asyncio)",
+             started(start_reference(dsn, port + 2, scale.articles, worker="aiohttp.GunicornWebWorker")),
+             "GunicornUVLoopWebWorker (uvloop)", uvloop_ref, ["json", "db"]),
+            ("asyncpg reset query on release", "skipped (unsafe)",
+             started(start_reference(dsn, port + 3, scale.articles, reset="skip")),
+             "asyncpg's default", uvloop_ref, ["db"]),
+            ("asyncpg statement cache", "DB_STATEMENT_CACHE_SIZE=0",
+             started(start_service(dsn, port + 4, 1, {"DB_STATEMENT_CACHE_SIZE": "0"})),
+             "DB_STATEMENT_CACHE_SIZE=100 (default)", current, ["slug", "list", "tag", "user"]),
+        ]
+        if args.against:
+            old = started(start_service(dsn, port + 5, 1, tree=export_tree(args.against)))
+            levers.append((f"the code at {args.against} against now", args.against, old, "now", current,
+                           ["livez", "slug", "slug_auth", "user", "list", "list_auth", "tag", "author", "favorited",
+                            "feed", "comments", "tags"]))
+        print(f"\nwrk -t1 -c{args.connections}, {args.duration}s each after a {args.warmup}s warm-up; {load_info()}")
+        summary = []
+        for lever, a_name, a, b_name, b, keys in levers:
+            print(f"\n{lever}: A = {a_name}, B = {b_name}")
+            for key in keys:
+                endpoint = by_key[key]
+                ra = measure(wrk_path, a, endpoint, args)
+                rb = measure(wrk_path, b, endpoint, args)
+                line = (f"{lever:<34} {endpoint.name:<40} B/A req/s {rb.rps / ra.rps:5.2f}   "
+                        f"cpu/req app {ra.app_us:4.0f} -> {rb.app_us:4.0f} us, db {ra.db_us:4.0f} -> {rb.db_us:4.0f} us")
+                print("    " + line, flush=True)
+                summary.append(line)
+        print("\nSummary (B against A, measured back to back):")
+        for line in summary:
+            print("  " + line)
+    serialization_microbench(dsn)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.run")
     parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "5")), help="seconds")
@@ -423,6 +535,11 @@ def main() -> None:
                              "list_auth,feed,slug,slug_auth,user,tags,comments,create,favorite)")
     parser.add_argument("--no-workers-compare", dest="workers_compare", action="store_false")
     parser.add_argument("--scale", action="store_true", help="the list-page cost at 1k, 10k and 100k articles")
+    parser.add_argument("--sizes", type=lambda s: [int(n) for n in s.split(",")], default=[1_000, 10_000, 100_000],
+                        help="article counts for --scale")
+    parser.add_argument("--levers", action="store_true", help="each lever on and off, side by side")
+    parser.add_argument("--against", metavar="GIT_REV", default=None,
+                        help="with --levers: also the service as it was at GIT_REV (e.g. main) against now")
     parser.add_argument("--keep", action="store_true", help="keep .bench/ (the database and the logs)")
     args = parser.parse_args()
 
@@ -440,6 +557,8 @@ def main() -> None:
             from tests.bench.scale import main_scale
 
             main_scale(args, wrk_path, admin_dsn)
+        elif args.levers:
+            main_levers(args, wrk_path, admin_dsn)
         else:
             ok = main_table(args, wrk_path, admin_dsn)
     finally:
