@@ -182,10 +182,6 @@ class Gunicorn:
         """To the master only, as `kill` or an orchestrator's stop does."""
         os.kill(self.pid, sig)
 
-    def signal_group(self, sig: int) -> None:
-        """To the master and every worker at once (systemd's control-group kill, a TTY's ^C)."""
-        os.killpg(self.pid, sig)
-
     async def wait_exit(self, timeout: float = WAIT) -> int:
         assert self._proc is not None
         code = await asyncio.to_thread(self._proc.wait, timeout)

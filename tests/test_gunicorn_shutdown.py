@@ -110,20 +110,25 @@ async def test_readyz_503_during_the_delay_while_requests_are_served_then_the_li
 
 
 async def test_a_second_sigterm_changes_nothing(gunicorn, db):
-    server = gunicorn(SHUTDOWN_DELAY="1")
+    server = gunicorn(SHUTDOWN_DELAY="2")
     await server.wait_serving(db)
     token, slug = await _author_and_article(server.url)
     lock = await _lock_article(db, slug)
     put = asyncio.create_task(_put_body(server.url, token, slug, "edited"))
     await eventually(lambda: _waiting_on_lock(db, 1), "the PUT waiting on the row lock")
 
-    # The whole process group, as systemd or a TTY does: every worker gets one SIGTERM
-    # directly and another one from the master.
-    server.signal_group(signal.SIGTERM)
+    # An orchestrator that signals every process, then the master passing its own on: each
+    # worker gets SIGTERM twice. (Sent one after the other: two signals sent at once to a
+    # process that has not run in between merge into one.)
+    for pid in server.worker_pids():
+        os.kill(pid, signal.SIGTERM)
+    await server.wait_for_lines("SIGTERM: readiness off", count=2)
+    server.signal(signal.SIGTERM)
     await server.wait_for_lines("SIGTERM again: already stopping", count=2)
     await server.wait_for_lines(r"draining \d+ requests in flight", count=2)
     assert len(server.matching("SIGTERM: readiness off")) == 2
     assert len(server.matching("closing the listener$")) == 2
+    assert len(server.worker_pids()) == 2  # none was replaced
 
     await lock.rollback()
     status, _, body = await put
