@@ -20,6 +20,7 @@ twice its timeout before it cancels; hence step 4 is ours, and aiohttp's is left
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from aiohttp import web
@@ -39,7 +40,12 @@ class ConduitWorker(GunicornUVLoopWebWorker):
         # uvloop takes a listening socket over and, when it closes it, detaches a plain socket
         # object; gunicorn's wrapper would be closed a second time (a logged EBADF at each stop).
         self.sockets = [getattr(sock, "sock", sock) for sock in self.sockets]
-        super().run()
+        try:
+            super().run()  # ends with sys.exit(0) once the stop is complete
+        finally:
+            # The closed loop has put SIGTERM's default action back; a late SIGTERM must not
+            # turn this clean exit into a death by signal.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
