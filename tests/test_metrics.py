@@ -8,7 +8,8 @@ import asyncio
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ProductionLikeServer
+from service import keys
+
 from tests.gunicorn_process import conduit_backends, eventually
 from tests.helpers import auth, create_article, register
 
@@ -75,16 +76,11 @@ async def test_unusual_methods_are_counted_as_other(client):
     assert value(samples, "http_requests_total", method="other", route="unmatched", status="405") == 1
 
 
-async def test_every_5xx_body_names_the_request_id(app_env, db, aiohttp_client):
-    from service.app import create_app
-    from service import keys
-
+async def test_every_5xx_body_names_the_request_id(make_client):
     async def broken(request: web.Request) -> web.Response:
         raise RuntimeError("a bug")
 
-    app = await create_app()
-    app.router.add_get("/broken", broken)
-    client = await aiohttp_client(ProductionLikeServer(app))
+    client = await make_client(routes=lambda app: app.router.add_get("/broken", broken))
 
     r = await client.get("/broken", headers={"X-Request-ID": "bug-1"})
     assert (r.status, await r.json()) == (500, {"errors": {"server": ["internal error"]}, "requestId": "bug-1"})
@@ -92,7 +88,7 @@ async def test_every_5xx_body_names_the_request_id(app_env, db, aiohttp_client):
     r = await client.get("/broken")
     assert (await r.json())["requestId"] == r.headers["X-Request-ID"]  # a generated one
 
-    app[keys.LIFECYCLE].draining = True
+    client.server.app[keys.LIFECYCLE].draining = True
     r = await client.get("/readyz", headers={"X-Request-ID": "probe-1"})
     assert r.status == 503
     assert (await r.json())["requestId"] == "probe-1"
