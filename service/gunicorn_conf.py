@@ -40,13 +40,15 @@ _own_metrics_dir: str | None = None
 def on_starting(server) -> None:
     """Master, once before the first fork: an empty directory for prometheus-client's
     multiprocess files, so a scrape of any worker reports the sum of all of them. A directory
-    left by an earlier run is emptied (its counters would be summed in)."""
+    left by an earlier run is emptied (its counters would be summed in), except by a master
+    that USR2 started next to a running one (GUNICORN_PID): those files are still being written."""
     global _own_metrics_dir
     path = os.environ.get(_METRICS_DIR)
     if path:
         os.makedirs(path, exist_ok=True)
-        for stale in glob.glob(os.path.join(path, "*.db")):
-            os.remove(stale)
+        if "GUNICORN_PID" not in os.environ:
+            for stale in glob.glob(os.path.join(path, "*.db")):
+                os.remove(stale)
     else:
         path = _own_metrics_dir = tempfile.mkdtemp(prefix="conduit-metrics-")
         os.environ[_METRICS_DIR] = path  # inherited by every worker, before it imports prometheus_client

@@ -104,3 +104,19 @@ async def test_access_log_is_one_json_line_per_request_with_its_request_id(gunic
     assert len(server.matching(generated)) == 1
     assert not server.matching("some-slug"), server.log()
     server.assert_clean_exit()
+
+
+async def test_a_metrics_directory_left_by_an_earlier_run_is_emptied_at_start(gunicorn, db, tmp_path):
+    stale = tmp_path / "counter_99999.db"
+    stale.write_bytes(b"left by a previous run")  # would be summed in (or break the scrape)
+    server = gunicorn(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    await server.wait_serving(db)
+    assert not stale.exists()
+    samples = await scrape(server.url)
+    assert value(samples, "http_requests_total", method="GET", route="/readyz", status="200") >= 1
+    assert list(tmp_path.glob("*.db"))  # the workers' own files are there instead
+
+    server.signal(signal.SIGTERM)
+    assert await server.wait_exit() == 0
+    assert tmp_path.exists()  # a directory we were given is not ours to remove
+    server.assert_clean_exit()
