@@ -27,8 +27,9 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _REQUEST_LABELS = ("method", "route", "status")
 
 
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+# prometheus-client picks file-backed values when it is first imported with this variable set
+# (gunicorn_conf sets it in the master, before any worker imports it): read it at the same moment.
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
 
 
 class Metrics:
@@ -71,7 +72,7 @@ class Metrics:
         self.pool_in_use.set(size - idle)
 
     def render(self) -> bytes:
-        if multiprocess_dir():
+        if MULTIPROCESS:
             registry = CollectorRegistry()
             MultiProcessCollector(registry)
             return generate_latest(registry)
