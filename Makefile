@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate gunicorn conformance fuzz bench bench-scale bench-levers clean
+.PHONY: run test install migrate gunicorn test-gunicorn conformance fuzz bench bench-scale bench-levers clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "need python3.11 on PATH"; exit 1; }
@@ -32,6 +32,13 @@ bench-scale: $(STAMP)  ## the cost of a list page at 1k, 10k and 100k articles
 
 bench-levers: $(STAMP)  ## each lever measured on and off in one run (worker class, statement cache, reset, ...)
 	$(PY) -m tests.bench.run --levers
+
+gunicorn: $(STAMP)  ## production server: set DATABASE_URL (and APP_ENV, JWT_SECRET, WEB_CONCURRENCY, ...)
+	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL (make run serves with an embedded PostgreSQL instead)"; exit 1; }
+	$(VENV)/bin/gunicorn -c python:service.gunicorn_conf service.app:create_app
+
+test-gunicorn: $(STAMP)  ## only the tests that run the real gunicorn (shutdown, metrics, access log)
+	$(PY) -m pytest -m gunicorn
 
 clean:
 	rm -rf $(VENV) .pgdata .bench build dist *.egg-info

@@ -172,3 +172,28 @@ async def test_exhausted_pool_answers_503_with_retry_after_and_requests_without_
     probe.release.set()
     assert (await holder).status == 200
     assert (await client.get("/api/tags")).status == 200
+
+
+async def test_put_back_frees_the_slot_and_the_next_use_takes_another(make_client, db):
+    """Login gives its connection back while argon2 runs, so a login burst cannot hold the pool."""
+    seen: dict[str, int] = {}
+
+    def install(app: web.Application) -> None:
+        async def handler(request: web.Request) -> web.Response:
+            from service.db import put_back
+
+            pool = request.app[keys.POOL]
+            await (await connection(request)).fetchval("SELECT 1")
+            seen["during"] = in_use(pool)
+            await put_back(request)
+            seen["after_put_back"] = in_use(pool)
+            await (await connection(request)).fetchval("SELECT 1")
+            seen["again"] = in_use(pool)
+            return web.json_response({})
+
+        app.router.add_get("/t/put-back", handler)
+
+    client = await make_client(routes=install)
+    assert (await client.get("/t/put-back")).status == 200
+    assert seen == {"during": 1, "after_put_back": 0, "again": 1}
+    assert in_use(pool_of(client)) == 0
