@@ -330,15 +330,18 @@ SINGLE_READS = ("slug", "slug_auth")
 
 def report(results: dict[str, Result], reference_rps: float, connections: int) -> bool:
     print()
+    reference = results.get("db")
+    reference_cpu = reference.app_us + reference.db_us if reference else 0.0
     header = (f"| {'endpoint':<44} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'non-2xx':>7} "
-              f"| {'x pool+SELECT':>13} | {'app CPU us/req':>14} | {'db CPU us/req':>13} |")
+              f"| {'x pool+SELECT':>13} | {'app CPU us/req':>14} | {'db CPU us/req':>13} | {'x by CPU':>8} |")
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     for result in results.values():
         errors = result.non2xx + result.socket_errors
         print(
             f"| {result.name:<44} | {result.rps:>8.0f} | {result.p50_ms:>7.2f} | {result.p99_ms:>7.2f} "
-            f"| {errors:>7} | {result.rps / reference_rps:>13.2f} | {result.app_us:>14.0f} | {result.db_us:>13.0f} |"
+            f"| {errors:>7} | {result.rps / reference_rps:>13.2f} | {result.app_us:>14.0f} | {result.db_us:>13.0f} "
+            f"| {reference_cpu / max(result.app_us + result.db_us, 1):>8.2f} |"
         )
     print()
     verdicts = []
@@ -462,6 +465,15 @@ def serialization_microbench(dsn: str) -> None:
     print(f"  PostgreSQL's JSON text passed through     {passthrough:8.1f}")
 
 
+async def generic_plans_role(admin_dsn: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute("CREATE ROLE generic_plans LOGIN SUPERUSER")
+        await conn.execute("ALTER ROLE generic_plans SET plan_cache_mode = force_generic_plan")
+    finally:
+        await conn.close()
+
+
 def export_tree(rev: str) -> Path:
     """The service as it was at `rev`, exported (not checked out) into .bench/."""
     tree = WORK / f"rev-{rev}"
@@ -502,6 +514,12 @@ def main_levers(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None
              started(start_service(dsn, port + 4, 1, {"DB_STATEMENT_CACHE_SIZE": "0"})),
              "DB_STATEMENT_CACHE_SIZE=100 (default)", current, ["slug", "list", "tag", "user"]),
         ]
+        # The same service logged in as a role whose sessions plan every statement generically.
+        asyncio.run(generic_plans_role(admin_dsn))
+        generic_dsn = dsn.replace("postgresql://postgres@", "postgresql://generic_plans@")
+        levers.append(("plan_cache_mode", "auto (PostgreSQL's default)", current,
+                       "force_generic_plan (ALTER ROLE ... SET)", started(start_service(generic_dsn, port + 6, 1)),
+                       ["list", "tag", "favorited", "feed", "slug"]))
         if args.against:
             old = started(start_service(dsn, port + 5, 1, tree=export_tree(args.against)))
             levers.append((f"the code at {args.against} against now", args.against, old, "now", current,
