@@ -269,6 +269,8 @@ def transactional(handler: Callable[..., Awaitable]) -> Callable[..., Awaitable]
 # failover; the pool's connections are recycled first, so the retry connects anew).
 RETRY_ONCE = (asyncpg.InvalidCachedStatementError, asyncpg.OutdatedSchemaCacheError, asyncpg.ReadOnlySQLTransactionError)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# A handler's own answer (404, 422, ...): final, whatever became of its connection afterwards.
+ANSWERS = (ApiError, web.HTTPException)
 
 
 @web.middleware
@@ -285,6 +287,8 @@ async def connection_middleware(request: web.Request, handler: Callable) -> web.
         return await handler(request)
     try:
         return await _with_lease(request, handler, pool)
+    except ANSWERS:
+        raise
     except Exception as error:
         lease = request[keys.LEASE]
         if not (lease.broken or isinstance(error, RETRY_ONCE)):
@@ -301,23 +305,29 @@ async def _with_lease(request: web.Request, handler: Callable, pool: asyncpg.Poo
     lease = Lease(pool, settings.db_acquire_timeout, explicit, transaction_settings(settings))
     request[keys.LEASE] = lease
     try:
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except ANSWERS:
+            # An implicit transaction keeps what the handler wrote before it answered with an
+            # error of its own (a failed login is recorded, then 401), as autocommit would.
+            await lease.release(commit=not explicit)
+            raise
+        except BaseException:
+            await lease.release(commit=False)
+            raise
+        await lease.release(commit=response.status < 400 or not explicit)
+        return response
+    except ANSWERS:
+        raise
     except Exception as error:
-        # An implicit transaction keeps what the handler wrote before it answered with an error
-        # of its own (a failed login is recorded, then 401); anything unexpected rolls back.
-        await lease.release(commit=not explicit and isinstance(error, (ApiError, web.HTTPException)))
         if lease.broken or isinstance(error, asyncpg.ReadOnlySQLTransactionError):
             # One dead connection means its siblings are suspect too (the server restarted, or
-            # turned read-only in a failover): recycle them all, so a retry connects anew.
+            # turned read-only in a failover): recycle them all, so the next use connects anew.
             await pool.expire_connections()
         if lease.broken and classify_database_error(error) is None:
+            # Whatever asyncpg raised (it may be a protocol-state error), the cause is the server.
             raise DatabaseUnavailable("connection", "the database connection failed") from error
         raise
-    except BaseException:
-        await lease.release(commit=False)
-        raise
-    await lease.release(commit=response.status < 400 or not explicit)
-    return response
 
 
 async def connection(request: web.Request) -> asyncpg.Connection:

@@ -87,46 +87,60 @@ def _chown_tree(root: Path, user: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def template_cluster() -> Iterator[Path]:
-    """A stopped, initialized data directory with the app's role and a migrated database."""
+def outage_folder() -> Iterator[Path]:
+    """Where the servers' data lives: not under pytest's own temporary folder, which every pytest
+    process on the machine makes private to its user again (the servers run as another user)."""
     with tempfile.TemporaryDirectory(prefix="conduit-outage-") as folder:
-        pgdata = Path(folder) / "template"
-        server = EmbeddedPostgres(pgdata, durable=False)
-        dsn = server.start()
+        os.chmod(folder, 0o755)
+        yield Path(folder)
 
-        async def prepare() -> None:
-            admin = await asyncpg.connect(dsn)
-            try:
-                await admin.execute(f"CREATE ROLE {APP_ROLE} LOGIN")
-                await admin.execute(f"CREATE DATABASE {APP_DATABASE} OWNER {APP_ROLE}")
-            finally:
-                await admin.close()
-            conn = await asyncpg.connect(f"postgresql://{APP_ROLE}@127.0.0.1:{server.port}/{APP_DATABASE}")
-            try:
-                await apply_migrations(conn)
-            finally:
-                await conn.close()
 
+@pytest.fixture(scope="session")
+def template_cluster(outage_folder: Path) -> Path:
+    """A stopped, initialized data directory with the app's role and a migrated database."""
+    pgdata = outage_folder / "template"
+    server = EmbeddedPostgres(pgdata, durable=False)
+    dsn = server.start()
+
+    async def prepare() -> None:
+        admin = await asyncpg.connect(dsn)
         try:
-            asyncio.run(prepare())
+            await admin.execute(f"CREATE ROLE {APP_ROLE} LOGIN")
+            await admin.execute(f"CREATE DATABASE {APP_DATABASE} OWNER {APP_ROLE}")
         finally:
-            server.stop()
-        (pgdata / "server.log").unlink(missing_ok=True)
-        yield pgdata
-        shutil.rmtree(pgdata, ignore_errors=True)
+            await admin.close()
+        conn = await asyncpg.connect(f"postgresql://{APP_ROLE}@127.0.0.1:{server.port}/{APP_DATABASE}")
+        try:
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(prepare())
+    finally:
+        server.stop()
+    (pgdata / "server.log").unlink(missing_ok=True)
+    return pgdata
 
 
 @pytest.fixture
-def make_postgres(template_cluster: Path, tmp_path_factory) -> Iterator[Callable[..., OwnPostgres]]:
+def scratch(outage_folder: Path) -> Iterator[Path]:
+    """A folder of the test's own that unprivileged processes (servers, pgbouncer) can reach."""
+    folder = Path(tempfile.mkdtemp(dir=outage_folder))
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def make_postgres(template_cluster: Path, scratch: Path) -> Iterator[Callable[..., OwnPostgres]]:
     """`make_postgres(**server_settings)`: a started server of the test's own."""
     made: list[OwnPostgres] = []
 
     def make(**options: str) -> OwnPostgres:
-        folder = tmp_path_factory.mktemp("pg")
-        pgdata = folder / "data"
+        pgdata = scratch / f"data{len(made)}"
         shutil.copytree(template_cluster, pgdata, symlinks=True)
         if os.geteuid() == 0:
-            os.chmod(folder, 0o755)
             _chown_tree(pgdata, SYSTEM_USER)
         server = OwnPostgres(pgdata, **options)
         made.append(server)

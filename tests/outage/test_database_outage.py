@@ -33,8 +33,10 @@ async def all_succeed(client, token: str, count: int = 12) -> None:
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 async def test_a_stopped_database_answers_503_at_once_and_the_service_recovers_by_itself(
-    postgres, serve, mode
+    make_postgres, serve, mode
 ):
+    # Commits reach the WAL before they are acknowledged, so an immediate stop (a crash) keeps them.
+    postgres = make_postgres(synchronous_commit="on")
     client = await serve(postgres.url(), DB_POOL_MAX_SIZE="4")
     user = await register(client)
     await create_article(client, user["token"])

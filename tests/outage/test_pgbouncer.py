@@ -67,8 +67,6 @@ class PgBouncer:
             entry = pwd.getpwnam(self.user)
             for path in (folder, *folder.iterdir()):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-            for parent in folder.parents:  # pytest's temporary folders are private to root
-                parent.chmod(parent.stat().st_mode | 0o055)
         with open(folder / "stderr.log", "wb") as stderr:
             self.process = subprocess.Popen(
                 [PGBOUNCER, str(folder / "pgbouncer.ini")],
@@ -108,10 +106,10 @@ class PgBouncer:
 
 
 @pytest.fixture
-def pgbouncer(postgres: OwnPostgres, tmp_path: Path) -> Iterator[PgBouncer]:
+def pgbouncer(postgres: OwnPostgres, scratch: Path) -> Iterator[PgBouncer]:
     if PGBOUNCER is None:
         pytest.skip("pgbouncer is not installed (Debian: apt-get install pgbouncer; .ci/run does it when it can)")
-    bouncer = PgBouncer(tmp_path / "pgbouncer", postgres)
+    bouncer = PgBouncer(scratch / "pgbouncer", postgres)
     try:
         bouncer.wait_listening()
         yield bouncer
