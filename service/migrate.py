@@ -93,6 +93,6 @@ async def migrate_when_reachable(settings: Settings, done: asyncio.Event) -> Non
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_DELAY)
             continue
-        log.info("migrations up to date (%d applied now); the service can become ready", len(applied))
+        log.info("migrations done (applied here: %s)", ", ".join(applied) or "none")
         done.set()
         return

@@ -88,7 +88,7 @@ def test_gunicorn_starts_with_the_database_down_and_becomes_ready_once_it_is_up(
             assert status == 503 and "errors" in json.loads(body)
 
         postgres.start()
-        until(lambda: log.read_text().count("migrations up to date") == 2, what="both workers to migrate")
+        until(lambda: log.read_text().count("migrations done") == 2, what="both workers to migrate")
         until(lambda: all(answers(port, "/readyz", 200) for _ in range(6)), what="/readyz")
         user = {"username": "booted", "email": "booted@example.com", "password": "password123"}
         assert request(port, "POST", "/api/users", {"user": user})[0] == 201
