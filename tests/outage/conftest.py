@@ -9,11 +9,13 @@ and a migrated database `conduit`; each test starts a copy of that data director
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -29,14 +31,35 @@ from tests.conftest import ProductionLikeServer
 APP_ROLE = "conduit"
 APP_DATABASE = "conduit"
 JWT_SECRET = "outage-secret-outage-secret-0123456789"
-APP_BACKENDS = "SELECT pid FROM pg_stat_activity WHERE application_name = 'conduit' ORDER BY pid"
+WAITING_ON_A_LOCK = "wait_event_type = 'Lock'"
+IDLE_IN_TRANSACTION = "state LIKE 'idle in transaction%'"
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Poll a condition (never a fixed sleep standing in for it); fail loudly if it stays false."""
+async def wait_for(probe: Callable[[], Any], expected: Any = True, timeout: float = 10.0) -> None:
+    """Poll `probe()` (a value or an awaitable) until it equals `expected`: never a fixed sleep
+    standing in for the condition; fails loudly if it does not come true in time."""
     async with asyncio.timeout(timeout):
-        while not await condition():
+        while True:
+            value = probe()
+            if inspect.isawaitable(value):
+                value = await value
+            if value == expected:
+                return
             await asyncio.sleep(0.01)
+
+
+async def backends(admin: asyncpg.Connection, where: str = "true", *args: Any) -> int:
+    """How many of the app's sessions match `where` now. pg_stat_activity is otherwise a snapshot
+    taken at a transaction's first look, and tests look from inside one while holding a lock."""
+    await admin.execute("SELECT pg_stat_clear_snapshot()")
+    return await admin.fetchval(
+        f"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'conduit' AND ({where})", *args
+    )
+
+
+async def alive(admin: asyncpg.Connection, pid: int) -> bool:
+    await admin.execute("SELECT pg_stat_clear_snapshot()")
+    return bool(await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid))
 
 
 class OwnPostgres:

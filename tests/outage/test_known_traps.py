@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from tests.helpers import auth, register
-from tests.outage.conftest import TestRoutes, assert_unavailable, in_use, pool_of, wait_for
+from tests.outage.conftest import WAITING_ON_A_LOCK, TestRoutes, alive, assert_unavailable, backends, in_use, pool_of, wait_for
 
 pytestmark = pytest.mark.outage
 
@@ -47,7 +47,7 @@ async def test_writes_on_a_server_turned_read_only_answer_503_and_the_pool_is_re
     # read-write (DB_TARGET_SESSION_ATTRS=read-write).
     await assert_unavailable(response, message="no database server accepts writes")
     admin = await admin_of(postgres)
-    assert not await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", before)
+    assert not await alive(admin, before)
     assert (await client.get("/readyz")).status == 503
 
     await read_only(postgres, admin_of, False)
@@ -66,7 +66,7 @@ async def test_readiness_notices_a_read_only_server_before_any_write_does(postgr
     # with only a read-only server in the DSN, cannot find a writable one).
     await assert_unavailable(await client.get("/t/session"), message="no database server accepts writes")
     admin = await admin_of(postgres)
-    assert await _gone(admin, before)
+    assert not await alive(admin, before)
 
 
 async def test_after_a_failover_a_write_runs_once_more_on_the_new_primary(make_postgres, serve, routes, admin_of):
@@ -78,7 +78,7 @@ async def test_after_a_failover_a_write_runs_once_more_on_the_new_primary(make_p
     client = await serve(dsn, routes=routes, DB_POOL_MAX_SIZE="1")
     old_admin, new_admin = await admin_of(old), await admin_of(new)
     pid = (await session(client))["pid"]
-    assert await old_admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid) == 1
+    assert await alive(old_admin, pid)
     await read_only(old, admin_of, True)
     await wait_for(lambda: _sees_read_only(client, "on"))
 
@@ -98,8 +98,7 @@ async def test_more_connections_than_the_server_allows_answer_503_not_500(make_p
     admin = await admin_of(small)
     await admin.execute("SELECT pg_advisory_lock($1)", TestRoutes.LOCK)
     holders = [asyncio.create_task(client.get("/t/wait-lock")) for client in (first, first, second)]
-    waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'conduit' AND wait_event_type = 'Lock'"
-    await wait_for(lambda: _count(admin, waiting, 3))
+    await wait_for(lambda: backends(admin, WAITING_ON_A_LOCK), 3)
 
     # The second worker has a free pool slot, but the server has no connection left to give.
     await assert_unavailable(await second.get("/api/tags"), message="the database is overloaded")
@@ -153,10 +152,3 @@ async def test_a_server_that_never_answers_is_given_up_on_after_the_connect_time
 async def _ready(client) -> bool:
     return (await client.get("/readyz")).status == 200
 
-
-async def _gone(admin, pid: int) -> bool:
-    return not await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
-
-
-async def _count(admin, query: str, expected: int) -> bool:
-    return await admin.fetchval(query) == expected

@@ -8,16 +8,20 @@ import asyncio
 import pytest
 
 from tests.helpers import auth, register
-from tests.outage.conftest import TestRoutes, assert_unavailable, in_use, pool_of, wait_for
+from tests.outage.conftest import (
+    IDLE_IN_TRANSACTION,
+    WAITING_ON_A_LOCK,
+    TestRoutes,
+    alive,
+    assert_unavailable,
+    backends,
+    in_use,
+    pool_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.outage
 
-WAITING_ON_LOCKS = (
-    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'conduit' AND wait_event_type = 'Lock'"
-)
-IDLE_IN_TRANSACTION = (
-    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'conduit' AND state LIKE 'idle in transaction%'"
-)
 
 
 def kinds(caplog) -> list[str]:
@@ -34,7 +38,7 @@ async def test_overload_waits_at_most_the_acquire_timeout_then_503_and_recovers_
     admin = await admin_of(postgres)
     await admin.execute("SELECT pg_advisory_lock($1)", TestRoutes.LOCK)
     holders = [asyncio.create_task(client.get("/t/wait-lock")) for _ in range(2)]
-    await wait_for(lambda: _equals(admin.fetchval(WAITING_ON_LOCKS), 2))
+    await wait_for(lambda: backends(admin, WAITING_ON_A_LOCK), 2)
     assert in_use(pool_of(client)) == 2  # saturated
 
     excess = await asyncio.gather(*(client.get("/api/tags") for _ in range(4)))
@@ -50,10 +54,6 @@ async def test_overload_waits_at_most_the_acquire_timeout_then_503_and_recovers_
     assert [response.status for response in await asyncio.gather(*holders)] == [200, 200]
     assert (await client.get("/api/tags")).status == 200
     assert in_use(pool_of(client)) == 0
-
-
-async def _equals(awaitable, expected) -> bool:
-    return await awaitable == expected
 
 
 @pytest.mark.parametrize("pool_mode", ["session", "transaction"])
@@ -87,7 +87,7 @@ async def test_a_statement_timeout_answers_503_and_leaves_the_connection_clean(
     assert kinds(caplog) == ["statement_timeout", "statement_timeout"]
 
     assert await admin.fetchval("SELECT count(*) FROM tags") == 0  # the transaction was rolled back
-    assert await admin.fetchval(IDLE_IN_TRANSACTION) == 0
+    assert await backends(admin, IDLE_IN_TRANSACTION) == 0
     # The same connection serves the next request: nothing in progress, no transaction open.
     assert (await (await client.get("/t/session")).json())["pid"] == pid
     assert (await client.get("/api/tags")).status == 200
@@ -114,7 +114,7 @@ async def test_an_idle_transaction_is_ended_by_the_server_and_the_request_runs_o
     request = asyncio.create_task(client.post("/t/pause-in-transaction"))
     await asyncio.wait_for(routes.entered.wait(), 5)
     # The handler idles inside its transaction; the server, not the app, ends that session.
-    await wait_for(lambda: _equals(admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", routes.pids[0]), 0))
+    await wait_for(lambda: alive(admin, routes.pids[0]), False)
     routes.proceed.set()
     response = await request
     assert response.status == 201, await response.text()
@@ -152,16 +152,16 @@ async def test_a_client_hanging_up_does_not_cancel_its_request_which_completes_a
     await lock.start()
     await admin.execute("SELECT 1 FROM users WHERE username = $1 FOR UPDATE", user["username"])
     writer = await open_raw_request(client, "PUT", "/api/user", b'{"user": {"bio": "finished"}}', user["token"])
-    await wait_for(lambda: _equals(admin.fetchval(WAITING_ON_LOCKS), 1))
+    await wait_for(lambda: backends(admin, WAITING_ON_A_LOCK), 1)
     writer.close()
-    await wait_for(lambda: _true(hung_up(client)))
+    await wait_for(lambda: hung_up(client))
     await lock.rollback()
 
     bio = "SELECT bio FROM users WHERE username = $1"
-    await wait_for(lambda: _equals(admin.fetchval(bio, user["username"]), "finished"))
+    await wait_for(lambda: admin.fetchval(bio, user["username"]), "finished")
     pool = pool_of(client)
-    await wait_for(lambda: _true(in_use(pool) == 0))
-    assert await admin.fetchval(IDLE_IN_TRANSACTION) == 0
+    await wait_for(lambda: in_use(pool), 0)
+    assert await backends(admin, IDLE_IN_TRANSACTION) == 0
     response = await client.put("/api/user", json={"user": {"bio": "next"}}, headers=auth(user["token"]))
     assert response.status == 200
 
@@ -179,18 +179,14 @@ async def test_with_handler_cancellation_on_a_hang_up_cancels_the_query_and_the_
     await lock.start()
     await admin.execute("SELECT 1 FROM users WHERE username = $1 FOR UPDATE", user["username"])
     writer = await open_raw_request(client, "PUT", "/api/user", b'{"user": {"bio": "abandoned"}}', user["token"])
-    await wait_for(lambda: _equals(admin.fetchval(WAITING_ON_LOCKS), 1))
+    await wait_for(lambda: backends(admin, WAITING_ON_A_LOCK), 1)
     writer.close()
-    await wait_for(lambda: _equals(admin.fetchval(WAITING_ON_LOCKS), 0))  # the query was cancelled
+    await wait_for(lambda: backends(admin, WAITING_ON_A_LOCK), 0)  # the query was cancelled
     await lock.rollback()
 
     pool = pool_of(client)
-    await wait_for(lambda: _true(in_use(pool) == 0))
-    assert await admin.fetchval(IDLE_IN_TRANSACTION) == 0
+    await wait_for(lambda: in_use(pool), 0)
+    assert await backends(admin, IDLE_IN_TRANSACTION) == 0
     assert await admin.fetchval("SELECT bio FROM users WHERE username = $1", user["username"]) != "abandoned"
     response = await client.put("/api/user", json={"user": {"bio": "next"}}, headers=auth(user["token"]))
     assert response.status == 200, await response.text()
-
-
-async def _true(value: bool) -> bool:
-    return value
