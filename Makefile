@@ -31,5 +31,9 @@ gunicorn: $(STAMP)  ## production server: set DATABASE_URL (and APP_ENV, JWT_SEC
 test-gunicorn: $(STAMP)  ## only the tests that run the real gunicorn (shutdown, metrics, access log)
 	$(PY) -m pytest -m gunicorn
 
+.PHONY: test-outage
+test-outage: $(STAMP)  ## only the database outage, overload and PgBouncer tests
+	$(PY) -m pytest -m outage
+
 clean:
 	rm -rf $(VENV) .pgdata build dist *.egg-info
