@@ -267,7 +267,11 @@ def transactional(handler: Callable[..., Awaitable]) -> Callable[..., Awaitable]
 # connection: a statement prepared before a schema change (asyncpg retries those itself only
 # outside a transaction), and a server that turned read-only under a pooled connection (a
 # failover; the pool's connections are recycled first, so the retry connects anew).
-RETRY_ONCE = (asyncpg.InvalidCachedStatementError, asyncpg.OutdatedSchemaCacheError, asyncpg.ReadOnlySQLTransactionError)
+RETRY_ONCE = (
+    asyncpg.InvalidCachedStatementError,
+    asyncpg.OutdatedSchemaCacheError,
+    asyncpg.ReadOnlySQLTransactionError,
+)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # A handler's own answer (404, 422, ...): final, whatever became of its connection afterwards.
 ANSWERS = (ApiError, web.HTTPException)

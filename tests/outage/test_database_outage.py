@@ -132,7 +132,7 @@ async def test_started_with_the_database_down_it_becomes_ready_and_migrates_once
     await assert_unavailable(await client.get("/api/tags"), message="the service is starting; retry")
 
     postgres.start()
-    await wait_for(lambda: ready(client))
+    await wait_for(lambda: ready(client), timeout=30)  # the migration retry backs off up to 5 s
     admin = await admin_of(postgres, "fresh")
     assert await admin.fetchval("SELECT count(*) FROM schema_migrations") >= 2
     user = await register(client)

@@ -9,7 +9,16 @@ import socket
 import pytest
 
 from tests.helpers import auth, register
-from tests.outage.conftest import WAITING_ON_A_LOCK, TestRoutes, alive, assert_unavailable, backends, in_use, pool_of, wait_for
+from tests.outage.conftest import (
+    WAITING_ON_A_LOCK,
+    TestRoutes,
+    alive,
+    assert_unavailable,
+    backends,
+    in_use,
+    pool_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.outage
 

@@ -77,7 +77,7 @@ async def test_a_statement_timeout_answers_503_and_leaves_the_connection_clean(
     postgres, serve, routes, admin_of, caplog, pool_mode
 ):
     client = await serve(
-        postgres.url(), routes=routes, DB_POOL_MAX_SIZE="1", DB_STATEMENT_TIMEOUT="0.2", DB_POOL_MODE=pool_mode
+        postgres.url(), routes=routes, DB_POOL_MAX_SIZE="1", DB_STATEMENT_TIMEOUT="0.5", DB_POOL_MODE=pool_mode
     )
     admin = await admin_of(postgres)
     pid = (await (await client.get("/t/session")).json())["pid"]
@@ -109,7 +109,7 @@ async def test_a_lock_timeout_is_enforced_by_the_server(postgres, serve, admin_o
 async def test_an_idle_transaction_is_ended_by_the_server_and_the_request_runs_once_more(
     postgres, serve, routes, admin_of
 ):
-    client = await serve(postgres.url(), routes=routes, DB_IDLE_IN_TRANSACTION_TIMEOUT="0.2")
+    client = await serve(postgres.url(), routes=routes, DB_IDLE_IN_TRANSACTION_TIMEOUT="0.5")
     admin = await admin_of(postgres)
     request = asyncio.create_task(client.post("/t/pause-in-transaction"))
     await asyncio.wait_for(routes.entered.wait(), 5)

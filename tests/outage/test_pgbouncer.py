@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from service.embedded import SYSTEM_USER, free_port
@@ -153,10 +152,10 @@ async def test_the_api_works_behind_pgbouncer_in_transaction_mode(pgbouncer, ser
 
 async def test_the_timeouts_hold_behind_pgbouncer(pgbouncer, serve, routes):
     client = await serve(
-        pgbouncer.url(), routes=routes, DB_STATEMENT_TIMEOUT="0.3", DB_LOCK_TIMEOUT="0.2", **BEHIND_PGBOUNCER
+        pgbouncer.url(), routes=routes, DB_STATEMENT_TIMEOUT="0.5", DB_LOCK_TIMEOUT="0.25", **BEHIND_PGBOUNCER
     )
     session = await (await client.get("/t/session")).json()
-    assert (session["statement_timeout"], session["lock_timeout"]) == ("300ms", "200ms")
+    assert (session["statement_timeout"], session["lock_timeout"]) == ("500ms", "250ms")
     assert session["idle_in_transaction_session_timeout"] == "1min"
     await assert_unavailable(await client.get("/t/sleep/30"), message="the database did not answer in time")
     await assert_unavailable(await client.post("/t/sleep-in-transaction/30"))
@@ -204,5 +203,3 @@ def test_the_statement_cache_is_off_by_default_in_transaction_mode(monkeypatch):
     monkeypatch.delenv("DB_STATEMENT_CACHE_SIZE")
     assert Settings(database_url="postgresql://x/y").db_statement_cache_size == 100
 
-
-_ = asyncpg

@@ -9,7 +9,6 @@ which costs nothing on the happy path. This prints the figures that choice rests
 
 from __future__ import annotations
 
-import asyncio
 import os
 import statistics
 import sys
