@@ -24,5 +24,10 @@ migrate: $(STAMP)
 test: $(STAMP)  ## the whole suite, against a throwaway embedded PostgreSQL unless DATABASE_URL is set
 	$(PY) -m pytest
 
+COLLECTION ?= ../shared/realworld/Conduit.postman_collection.json
+
+conformance: $(STAMP)  ## the official RealWorld suite (newman) against the real service on a throwaway embedded PostgreSQL
+	$(PY) tests/tools/conformance.py --collection '$(COLLECTION)'
+
 clean:
 	rm -rf $(VENV) .pgdata build dist *.egg-info
