@@ -56,10 +56,14 @@ def validation_errors(error: ValidationError) -> dict[str, list[str]]:
     """pydantic's errors in the RealWorld shape: one key per field, its messages in a list."""
     result: dict[str, list[str]] = {}
     for item in error.errors(include_url=False):
-        names = [part for part in item["loc"] if isinstance(part, str) and part not in _ENVELOPES]
-        field = names[-1] if names else "body"
-        if item["type"] == "json_invalid":
-            field = "body"
+        loc = [part for part in item["loc"] if isinstance(part, str)]
+        names = [part for part in loc if part not in _ENVELOPES]
+        if item["type"] == "json_invalid" or not loc:
+            field = "body"  # the request body as a whole
+        elif not names:
+            field = loc[-1]  # the envelope itself is missing or not an object: {"article": ...}
+        else:
+            field = names[-1]
         result.setdefault(field, []).append(item["msg"])
     return result
 
