@@ -105,7 +105,9 @@ def _adapter(endpoint: Endpoint) -> Handler:
             return result
         if result is None:
             return web.Response(status=204 if endpoint.status == 204 else endpoint.status)
-        return web.Response(body=result.json_bytes(), status=endpoint.status, content_type="application/json")
+        return web.Response(
+            body=result.json_bytes(), status=endpoint.status, content_type="application/json", charset="utf-8"
+        )
 
     handle.endpoint = endpoint  # type: ignore[attr-defined]
     handle.transactional = endpoint.transaction  # type: ignore[attr-defined]
