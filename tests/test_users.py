@@ -10,9 +10,8 @@ from argon2.exceptions import VerifyMismatchError
 
 from service.auth import issue_token
 from tests.helpers import auth, register
+from tests.realworld import JWT_SECRET as SECRET
 from tests.realworld import USER_KEYS, errors, ok
-
-SECRET = "test-secret-test-secret-test-secret-0123"  # conftest's JWT_SECRET
 
 
 def new_user(username: str = "jake", email: str | None = None, password: str = "jakejakejake") -> dict:
