@@ -1,6 +1,7 @@
 """Run the official RealWorld conformance suite (newman) against the real service.
 
-Starts a throwaway embedded PostgreSQL (or uses DATABASE_URL), serves `python -m service serve`
+Starts a throwaway embedded PostgreSQL (a fresh data directory in a temporary folder, never
+.pgdata/ nor DATABASE_URL), serves `python -m service serve`
 on a free port (or --port), waits for /readyz, runs the Postman collection with newman, and
 always stops the service and the database afterwards. Exits with newman's status: non-zero on
 any failed assertion; 2 when it cannot run at all (no collection, no npx, service not ready).
@@ -92,26 +93,25 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="conduit-conformance-") as folder:
         log_path = Path(folder) / "service.log"
-        database = None
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "JWT_", "APP_", "LOGIN_"))}
-        dsn = os.environ.get("DATABASE_URL")
-        if dsn:
-            print(f"conformance: using DATABASE_URL (the suite registers fresh users in it)", flush=True)
-        else:
-            database = EmbeddedPostgres(Path(folder) / "pgdata", durable=False)
-            admin = database.start()
-            asyncio.run(_create_database(admin, "conduit"))
-            dsn = admin.rsplit("/", 1)[0] + "/conduit"
-        env.update(
-            DATABASE_URL=dsn,
-            APP_ENV="development",
-            MIGRATE_ON_START="true",
-            HOST="127.0.0.1",
-            PORT=str(port),
-            PYTHONUNBUFFERED="1",
-        )
+        # Always a database of its own: the suite writes users and articles, and must find no others.
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("DATABASE_", "DB_", "JWT_", "APP_", "LOGIN_", "CORS_", "SHUTDOWN_", "MAX_BODY"))
+        }
+        database = EmbeddedPostgres(Path(folder) / "pgdata", durable=False)
         service = None
         try:
+            admin = database.start()
+            asyncio.run(_create_database(admin, "conduit"))
+            env.update(
+                DATABASE_URL=admin.rsplit("/", 1)[0] + "/conduit",
+                APP_ENV="development",
+                MIGRATE_ON_START="true",
+                HOST="127.0.0.1",
+                PORT=str(port),
+                PYTHONUNBUFFERED="1",
+            )
             with open(log_path, "wb") as log:
                 service = subprocess.Popen(
                     [sys.executable, "-m", "service", "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -135,11 +135,13 @@ def main(argv: list[str] | None = None) -> int:
                 cwd=ROOT,
             )
             status = newman.returncode
+            if status != 0:
+                print("conformance: the service's log ends with:", file=sys.stderr)
+                sys.stderr.write("".join(log_path.read_text(errors="replace").splitlines(True)[-40:]))
         finally:
             if service is not None:
                 stop(service)
-            if database is not None:
-                database.destroy()
+            database.destroy()
     if status != 0:
         print(f"conformance: newman exited with status {status}", file=sys.stderr)
     return 1 if status else 0
