@@ -83,6 +83,18 @@ async def quick_users(db, usernames: list[str]) -> list[str]:
     return [issue_token(ids[name], JWT_SECRET, 3600) for name in usernames]
 
 
+async def member(db, username: str) -> dict:
+    """A user as register() returns one (username, email, token), stored directly: argon2 costs
+    about 0.2 s of CPU per password, and only tests/test_users.py is about registering."""
+    [token] = await quick_users(db, [username])
+    return {"username": username, "email": f"{username}@example.com", "token": token}
+
+
+async def members(db, *usernames: str) -> list[dict]:
+    tokens = await quick_users(db, list(usernames))
+    return [{"username": name, "email": f"{name}@example.com", "token": token} for name, token in zip(usernames, tokens)]
+
+
 class QueryLog:
     """Every statement the app's database connection runs, observed with asyncpg's own query
     logger (asyncpg >= 0.29). The app must be built with a pool of exactly one connection

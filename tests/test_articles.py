@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import auth, create_article, register
+from tests.helpers import auth, create_article
 from tests.realworld import (
     ARTICLE_KEYS,
     ISO_MILLIS_UTC,
@@ -16,6 +16,8 @@ from tests.realworld import (
     errors,
     favorite,
     follow,
+    member,
+    members,
     ok,
     quick_users,
     slugs,
@@ -45,7 +47,7 @@ async def put_article(client, token: str, slug: str, changes: dict):
 
 
 async def test_create_answers_201_with_the_whole_article(client, db):
-    jake = await register(client, "jake")
+    jake = await member(db, "jake")
     article = (await ok(await post_article(client, jake["token"], DRAGON), 201))["article"]
     assert set(article) == ARTICLE_KEYS
     assert article["slug"] == "how-to-train-your-dragon"
@@ -62,8 +64,8 @@ async def test_create_answers_201_with_the_whole_article(client, db):
     assert await db.fetchval("SELECT count(*) FROM articles") == 1
 
 
-async def test_tag_list_is_optional_and_repeated_tags_count_once(client):
-    jake = await register(client, "jake")
+async def test_tag_list_is_optional_and_repeated_tags_count_once(client, db):
+    jake = await member(db, "jake")
     assert set(await errors(await post_article(client, jake["token"], {**DRAGON, "tagList": None}), 422)) == {
         "tagList"  # null is not a list
     }
@@ -79,8 +81,8 @@ async def test_create_needs_a_valid_token(client, db):
     assert await db.fetchval("SELECT count(*) FROM articles") == 0
 
 
-async def test_create_with_missing_fields_names_each_field(client):
-    jake = await register(client, "jake")
+async def test_create_with_missing_fields_names_each_field(client, db):
+    jake = await member(db, "jake")
     assert set(await errors(await post_article(client, jake["token"], {}), 422)) == {"title", "description", "body"}
     assert set(await errors(await client.post("/api/articles", json={}, headers=auth(jake["token"])), 422)) == {"article"}
 
@@ -89,13 +91,13 @@ async def test_create_with_missing_fields_names_each_field(client):
     ("field", "value"),
     [("title", ""), ("description", ""), ("body", ""), ("title", 42), ("tagList", "dragons"), ("tagList", [""])],
 )
-async def test_create_with_an_invalid_field_names_that_field(client, field, value):
-    jake = await register(client, "jake")
+async def test_create_with_an_invalid_field_names_that_field(client, field, value, db):
+    jake = await member(db, "jake")
     assert set(await errors(await post_article(client, jake["token"], {**DRAGON, field: value}), 422)) == {field}
 
 
-async def test_an_unknown_slug_is_404_everywhere(client):
-    jake = await register(client, "jake")
+async def test_an_unknown_slug_is_404_everywhere(client, db):
+    jake = await member(db, "jake")
     headers = auth(jake["token"])
     assert set(await errors(await client.get("/api/articles/no-such-article"), 404)) == {"article"}
     await errors(await put_article(client, jake["token"], "no-such-article", {"body": "x"}), 404)
@@ -104,16 +106,16 @@ async def test_an_unknown_slug_is_404_everywhere(client):
     await errors(await client.delete("/api/articles/no-such-article/favorite", headers=headers), 404)
 
 
-async def test_reading_is_anonymous_or_signed_in_but_never_with_a_bad_token(client):
-    jake = await register(client, "jake")
+async def test_reading_is_anonymous_or_signed_in_but_never_with_a_bad_token(client, db):
+    jake = await member(db, "jake")
     article = await create_article(client, jake["token"])
     await get_article(client, article["slug"])
     await get_article(client, article["slug"], jake["token"])
     await errors(await client.get(f"/api/articles/{article['slug']}", headers=auth("not-a-token")), 401)
 
 
-async def test_the_reader_sees_their_own_favorited_and_following(client):
-    jake, anna = await register(client, "jake"), await register(client, "anna")
+async def test_the_reader_sees_their_own_favorited_and_following(client, db):
+    jake, anna = await members(db, "jake", "anna")
     article = await create_article(client, jake["token"])
     await favorite(client, anna["token"], article["slug"])
     await follow(client, anna["token"], "jake")
@@ -128,8 +130,8 @@ async def test_the_reader_sees_their_own_favorited_and_following(client):
 # Slugs
 
 
-async def test_slugs_are_url_safe_and_unique_when_titles_repeat(client):
-    jake = await register(client, "jake")
+async def test_slugs_are_url_safe_and_unique_when_titles_repeat(client, db):
+    jake = await member(db, "jake")
     first = await create_article(client, jake["token"], title="Hello, World! Again?")
     second = await create_article(client, jake["token"], title="Hello, World! Again?")
     third = await create_article(client, jake["token"], title="hello world again")
@@ -149,13 +151,13 @@ async def test_slugs_are_url_safe_and_unique_when_titles_repeat(client):
         ("Łódź an der Straße", "lodz-an-der-strasse"),
     ],
 )
-async def test_unicode_titles_give_readable_ascii_slugs(client, title, expected):
-    jake = await register(client, "jake")
+async def test_unicode_titles_give_readable_ascii_slugs(client, title, expected, db):
+    jake = await member(db, "jake")
     assert (await create_article(client, jake["token"], title=title))["slug"] == expected
 
 
-async def test_titles_without_latin_letters_still_get_distinct_url_safe_slugs(client):
-    jake = await register(client, "jake")
+async def test_titles_without_latin_letters_still_get_distinct_url_safe_slugs(client, db):
+    jake = await member(db, "jake")
     made = [await create_article(client, jake["token"], title=title) for title in ("日本語の記事", "日本語の記事", "🐉")]
     assert len({article["slug"] for article in made}) == 3
     for article in made:
@@ -163,8 +165,8 @@ async def test_titles_without_latin_letters_still_get_distinct_url_safe_slugs(cl
         assert (await get_article(client, article["slug"]))["title"] == article["title"]
 
 
-async def test_changing_the_title_changes_the_slug(client):
-    jake = await register(client, "jake")
+async def test_changing_the_title_changes_the_slug(client, db):
+    jake = await member(db, "jake")
     article = await create_article(client, jake["token"], title="Old title")
     updated = (await ok(await put_article(client, jake["token"], article["slug"], {"title": "New title"})))["article"]
     assert updated["slug"] == "new-title" and updated["title"] == "New title"
@@ -172,8 +174,8 @@ async def test_changing_the_title_changes_the_slug(client):
     assert (await get_article(client, "new-title"))["body"] == article["body"]
 
 
-async def test_a_new_title_that_another_article_has_gets_a_unique_slug(client):
-    jake = await register(client, "jake")
+async def test_a_new_title_that_another_article_has_gets_a_unique_slug(client, db):
+    jake = await member(db, "jake")
     await create_article(client, jake["token"], title="Taken")
     article = await create_article(client, jake["token"], title="Free")
     updated = (await ok(await put_article(client, jake["token"], article["slug"], {"title": "Taken"})))["article"]
@@ -181,8 +183,8 @@ async def test_a_new_title_that_another_article_has_gets_a_unique_slug(client):
     assert (await get_article(client, "taken"))["title"] == "Taken"
 
 
-async def test_an_update_without_a_new_title_keeps_the_slug(client):
-    jake = await register(client, "jake")
+async def test_an_update_without_a_new_title_keeps_the_slug(client, db):
+    jake = await member(db, "jake")
     article = await create_article(client, jake["token"], title="Same")
     response = await put_article(client, jake["token"], article["slug"], {"title": "Same", "body": "new body"})
     assert (await ok(response))["article"]["slug"] == "same"
@@ -191,8 +193,8 @@ async def test_an_update_without_a_new_title_keeps_the_slug(client):
 # Update and delete
 
 
-async def test_the_author_updates_the_given_fields(client):
-    jake = await register(client, "jake")
+async def test_the_author_updates_the_given_fields(client, db):
+    jake = await member(db, "jake")
     article = await create_article(client, jake["token"], tags=["b", "a"])
     response = await put_article(client, jake["token"], article["slug"], {"body": "With two hands", "description": "new"})
     updated = (await ok(response))["article"]
@@ -202,8 +204,8 @@ async def test_the_author_updates_the_given_fields(client):
     assert await get_article(client, article["slug"]) == updated
 
 
-async def test_null_in_an_update_leaves_the_field_as_it_is(client):
-    jake = await register(client, "jake")
+async def test_null_in_an_update_leaves_the_field_as_it_is(client, db):
+    jake = await member(db, "jake")
     article = await create_article(client, jake["token"])
     response = await put_article(client, jake["token"], article["slug"], {"title": None, "description": None})
     updated = (await ok(response))["article"]
@@ -215,7 +217,7 @@ async def test_null_in_an_update_leaves_the_field_as_it_is(client):
 
 
 async def test_only_the_author_may_update_or_delete(client, db):
-    jake, anna = await register(client, "jake"), await register(client, "anna")
+    jake, anna = await members(db, "jake", "anna")
     article = await create_article(client, jake["token"])
     assert set(await errors(await put_article(client, anna["token"], article["slug"], {"body": "mine"}), 403)) == {
         "article"
@@ -224,8 +226,8 @@ async def test_only_the_author_may_update_or_delete(client, db):
     assert await get_article(client, article["slug"]) == article
 
 
-async def test_update_and_delete_need_a_valid_token(client):
-    jake = await register(client, "jake")
+async def test_update_and_delete_need_a_valid_token(client, db):
+    jake = await member(db, "jake")
     article = await create_article(client, jake["token"])
     path = f"/api/articles/{article['slug']}"
     for headers in ({}, auth("not-a-token")):
@@ -234,15 +236,15 @@ async def test_update_and_delete_need_a_valid_token(client):
 
 
 @pytest.mark.parametrize(("field", "value"), [("title", ""), ("body", ""), ("description", 7), ("body", [1])])
-async def test_update_validates_each_field(client, field, value):
-    jake = await register(client, "jake")
+async def test_update_validates_each_field(client, field, value, db):
+    jake = await member(db, "jake")
     article = await create_article(client, jake["token"])
     response = await put_article(client, jake["token"], article["slug"], {field: value})
     assert set(await errors(response, 422)) == {field}
 
 
 async def test_delete_answers_204_and_removes_the_article_with_its_comments_and_favorites(client, db):
-    jake = await register(client, "jake")
+    jake = await member(db, "jake")
     article = await create_article(client, jake["token"], tags=["gone"])
     await favorite(client, jake["token"], article["slug"])
     await ok(await client.post(f"/api/articles/{article['slug']}/comments", json={"comment": {"body": "x"}},
@@ -257,8 +259,8 @@ async def test_delete_answers_204_and_removes_the_article_with_its_comments_and_
 # Lists
 
 
-async def test_lists_show_summaries_without_body_newest_first(client):
-    jake = await register(client, "jake")
+async def test_lists_show_summaries_without_body_newest_first(client, db):
+    jake = await member(db, "jake")
     made = [await create_article(client, jake["token"], title=f"Article {n}", tags=["z", "a"]) for n in range(3)]
     listing = await articles(client)
     assert listing["articlesCount"] == 3
@@ -272,8 +274,8 @@ async def test_an_empty_list(client):
     assert await articles(client) == {"articles": [], "articlesCount": 0}
 
 
-async def test_pagination_with_limit_and_offset_and_an_exact_count(client):
-    jake = await register(client, "jake")
+async def test_pagination_with_limit_and_offset_and_an_exact_count(client, db):
+    jake = await member(db, "jake")
     made = [(await create_article(client, jake["token"], title=f"Article {n}"))["slug"] for n in range(25)]
     newest_first = list(reversed(made))
     default = await articles(client)
@@ -298,24 +300,27 @@ async def test_pagination_with_limit_and_offset_and_an_exact_count(client):
         ("offset=1.5", "offset"),
     ],
 )
-async def test_bad_pagination_is_422_naming_the_parameter(client, query, field):
-    jake = await register(client, "jake")
+async def test_bad_pagination_is_422_naming_the_parameter(client, query, field, db):
+    jake = await member(db, "jake")
     assert set(await errors(await client.get(f"/api/articles?{query}"), 422)) == {field}
     assert set(await errors(await client.get(f"/api/articles/feed?{query}", headers=auth(jake["token"])), 422)) == {
         field
     }
 
 
-async def test_lists_are_anonymous_or_signed_in_but_never_with_a_bad_token(client):
+async def test_lists_are_anonymous_or_signed_in_but_never_with_a_bad_token(client, db):
     await articles(client)
     await errors(await client.get("/api/articles", headers=auth("not-a-token")), 401)
+    orphan = await member(db, "orphan")
+    await db.execute("DELETE FROM users WHERE username = 'orphan'")
+    assert set(await errors(await client.get("/api/articles", headers=auth(orphan["token"])), 401)) == {"token"}
 
 
 @pytest.fixture
-async def library(client):
+async def library(client, db):
     """jake wrote a (dragons, training) and b (dragons); anna wrote c (training) and d (none).
     anna favorited a and c; jake favorited c. Slugs by name, created in the order a, b, c, d."""
-    jake, anna = await register(client, "jake"), await register(client, "anna")
+    jake, anna = await members(db, "jake", "anna")
     made = {
         "a": await create_article(client, jake["token"], title="a", tags=["dragons", "training"]),
         "b": await create_article(client, jake["token"], title="b", tags=["dragons"]),
@@ -369,8 +374,8 @@ async def test_lists_show_the_readers_favorited_and_following(client, library):
 # Feed
 
 
-async def test_the_feed_lists_followed_authors_newest_first(client, library):
-    reader = await register(client, "reader")
+async def test_the_feed_lists_followed_authors_newest_first(client, library, db):
+    reader = await member(db, "reader")
     assert await articles(client, token=reader["token"], path="/api/articles/feed") == {
         "articles": [],
         "articlesCount": 0,
@@ -403,7 +408,7 @@ async def test_the_feed_needs_a_valid_token(client):
 
 
 async def test_favorite_and_unfavorite(client, db):
-    jake, anna = await register(client, "jake"), await register(client, "anna")
+    jake, anna = await members(db, "jake", "anna")
     article = await create_article(client, jake["token"])
     liked = await favorite(client, anna["token"], article["slug"])
     assert (liked["favorited"], liked["favoritesCount"]) == (True, 1)
@@ -422,8 +427,8 @@ async def test_favorite_and_unfavorite(client, db):
     assert await db.fetchval("SELECT count(*) FROM favorites") == 1
 
 
-async def test_favorite_needs_a_valid_token(client):
-    jake = await register(client, "jake")
+async def test_favorite_needs_a_valid_token(client, db):
+    jake = await member(db, "jake")
     article = await create_article(client, jake["token"])
     path = f"/api/articles/{article['slug']}/favorite"
     for method in (client.post, client.delete):
@@ -439,7 +444,7 @@ async def counted(make_client, db):
     """The app with a pool of one connection, whose statements are counted; 20 articles by 20
     authors, each with tags, favorited by the reader, who follows every author."""
     client = await make_client(DB_POOL_MIN_SIZE="1", DB_POOL_MAX_SIZE="1")
-    reader = await register(client, "reader")
+    reader = await member(db, "reader")
     for n, token in enumerate(await quick_users(db, [f"author{n}" for n in range(20)])):
         await create_article(client, token, title=f"Article {n}", tags=[f"tag{n}", "common"])
         await favorite(client, reader["token"], f"article-{n}")

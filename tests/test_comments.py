@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import auth, create_article, register
-from tests.realworld import COMMENT_KEYS, ISO_MILLIS_UTC, QueryLog, comment, errors, follow, ok, quick_users
+from tests.helpers import auth, create_article
+from tests.realworld import COMMENT_KEYS, ISO_MILLIS_UTC, QueryLog, comment, errors, follow, members, ok, quick_users
 
 
 async def comments(client, slug: str, token: str | None = None) -> list[dict]:
@@ -15,9 +15,9 @@ async def comments(client, slug: str, token: str | None = None) -> list[dict]:
 
 
 @pytest.fixture
-async def article(client):
+async def article(client, db):
     """jake's article; anna is another user."""
-    jake, anna = await register(client, "jake"), await register(client, "anna")
+    jake, anna = await members(db, "jake", "anna")
     return {"jake": jake, "anna": anna, "slug": (await create_article(client, jake["token"]))["slug"]}
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.helpers import auth, create_article, register
-from tests.realworld import QueryLog, errors, ok, quick_users
+from tests.helpers import auth, create_article
+from tests.realworld import QueryLog, errors, member, ok, quick_users
 
 
 async def tags(client, headers: dict | None = None) -> list[str]:
@@ -14,15 +14,15 @@ async def test_no_articles_no_tags(client):
     assert await tags(client) == []
 
 
-async def test_tags_in_use_each_once_alphabetically(client):
-    jake = await register(client, "jake")
+async def test_tags_in_use_each_once_alphabetically(client, db):
+    jake = await member(db, "jake")
     await create_article(client, jake["token"], title="one", tags=["training", "dragons"])
     await create_article(client, jake["token"], title="two", tags=["dragons", "angular", "Zebra"])
     assert await tags(client) == ["Zebra", "angular", "dragons", "training"]  # byte order: capitals first
 
 
-async def test_a_tag_no_article_uses_any_more_is_not_listed(client):
-    jake = await register(client, "jake")
+async def test_a_tag_no_article_uses_any_more_is_not_listed(client, db):
+    jake = await member(db, "jake")
     await create_article(client, jake["token"], title="kept", tags=["kept", "shared"])
     gone = await create_article(client, jake["token"], title="gone", tags=["gone", "shared"])
     response = await client.delete(f"/api/articles/{gone['slug']}", headers=auth(jake["token"]))
@@ -30,9 +30,9 @@ async def test_a_tag_no_article_uses_any_more_is_not_listed(client):
     assert await tags(client) == ["kept", "shared"]
 
 
-async def test_tags_need_no_token_and_ignore_one(client):
+async def test_tags_need_no_token_and_ignore_one(client, db):
     """GET /tags is public: unlike the optional-auth routes it never reads the Authorization header."""
-    await register(client, "jake")
+    await member(db, "jake")
     assert await tags(client, auth("not-a-token")) == []
 
 

@@ -11,7 +11,7 @@ from argon2.exceptions import VerifyMismatchError
 from service.auth import issue_token
 from tests.helpers import auth, register
 from tests.realworld import JWT_SECRET as SECRET
-from tests.realworld import USER_KEYS, errors, ok
+from tests.realworld import USER_KEYS, errors, member, members, ok
 
 
 def new_user(username: str = "jake", email: str | None = None, password: str = "jakejakejake") -> dict:
@@ -72,10 +72,10 @@ async def test_a_taken_username_or_email_is_422_naming_the_field(client, db):
 
 
 @pytest.mark.parametrize("path", ["/api/users", "/api/users/login", "/api/user"])
-async def test_malformed_json_is_a_422_json_answer(client, path):
+async def test_malformed_json_is_a_422_json_answer(client, db, path):
     headers = {"Content-Type": "application/json"}
     if path == "/api/user":
-        headers |= auth((await register(client))["token"])
+        headers |= auth((await member(db, "jake"))["token"])
     method = client.put if path == "/api/user" else client.post
     assert set(await errors(await method(path, data=b'{"user": {"email": ', headers=headers), 422)) == {"body"}
 
@@ -132,8 +132,8 @@ async def test_current_user_answers_the_user_and_the_same_token(client):
     assert user == jake
 
 
-async def test_the_bearer_scheme_is_accepted_too(client):
-    jake = await register(client, "jake")
+async def test_the_bearer_scheme_is_accepted_too(client, db):
+    jake = await member(db, "jake")
     await ok(await client.get("/api/user", headers={"Authorization": f"Bearer {jake['token']}"}))
 
 
@@ -159,8 +159,8 @@ def expired_token(user_id: int) -> str:
     ],
     ids=["garbage", "empty", "other-scheme", "other-secret", "alg-none", "no-sub", "sub-not-id", "expired"],
 )
-async def test_an_invalid_token_is_401(client, header):
-    await register(client, "jake")  # user id 1 exists: only the token is wrong
+async def test_an_invalid_token_is_401(client, db, header):
+    await member(db, "jake")  # user id 1 exists: only the token is wrong
     assert set(await errors(await client.get("/api/user", headers={"Authorization": header}), 401)) == {"token"}
 
 
@@ -181,8 +181,8 @@ async def test_the_token_carries_the_user_id_and_an_expiry(client, db):
 # Update
 
 
-async def test_update_changes_each_given_field_and_keeps_the_rest(client):
-    jake = await register(client, "jake")
+async def test_update_changes_each_given_field_and_keeps_the_rest(client, db):
+    jake = await member(db, "jake")
     changes = {"bio": "I like to skateboard", "image": "https://i.stack.imgur.com/xHWG8.jpg"}
     user = (await ok(await client.put("/api/user", json={"user": changes}, headers=auth(jake["token"]))))["user"]
     assert user["bio"] == changes["bio"] and user["image"] == changes["image"]
@@ -191,8 +191,8 @@ async def test_update_changes_each_given_field_and_keeps_the_rest(client):
     assert again == user
 
 
-async def test_update_can_clear_the_image(client):
-    jake = await register(client, "jake")
+async def test_update_can_clear_the_image(client, db):
+    jake = await member(db, "jake")
     headers = auth(jake["token"])
     await ok(await client.put("/api/user", json={"user": {"image": "https://example.com/a.png"}}, headers=headers))
     user = (await ok(await client.put("/api/user", json={"user": {"image": None}}, headers=headers)))["user"]
@@ -223,8 +223,7 @@ async def test_changing_the_password_rehashes_it(client, db):
 
 
 async def test_update_to_a_taken_username_or_email_is_422_and_changes_nothing(client, db):
-    jake = await register(client, "jake")
-    await register(client, "celeb")
+    jake, _ = await members(db, "jake", "celeb")
     headers = auth(jake["token"])
     taken_name = await client.put("/api/user", json={"user": {"username": "celeb", "bio": "x"}}, headers=headers)
     assert await errors(taken_name, 422) == {"username": ["has already been taken"]}
@@ -234,8 +233,8 @@ async def test_update_to_a_taken_username_or_email_is_422_and_changes_nothing(cl
 
 
 @pytest.mark.parametrize(("field", "value"), [("email", "nope"), ("username", ""), ("password", "short"), ("bio", 5)])
-async def test_update_validates_each_field(client, field, value):
-    jake = await register(client, "jake")
+async def test_update_validates_each_field(client, db, field, value):
+    jake = await member(db, "jake")
     response = await client.put("/api/user", json={"user": {field: value}}, headers=auth(jake["token"]))
     assert set(await errors(response, 422)) == {field}
 

@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -35,7 +36,7 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 
 
-def fail(message: str) -> "NoReturn":  # noqa: F821
+def fail(message: str) -> NoReturn:
     print(f"conformance: {message}", file=sys.stderr, flush=True)
     raise SystemExit(2)
 
