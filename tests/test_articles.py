@@ -483,3 +483,22 @@ async def test_the_counted_pages_really_hold_20_articles(counted):
         assert len(listing["articles"]) == 20 and listing["articlesCount"] == 20
         for article in listing["articles"]:
             assert article["favorited"] and article["author"]["following"] and len(article["tagList"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/articles"), ("PUT", "/api/articles/{slug}"), ("POST", "/api/articles/{slug}/comments")],
+)
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [(b'{"article": {"title": ', "application/json"), (b'{"article": {}}', "text/plain"), (b"\xff\xfe", "application/json")],
+    ids=["malformed", "wrong-type", "not-utf8"],
+)
+async def test_bad_bodies_are_422_json_on_every_write(client, db, method, path, data, content_type):
+    jake = await member(db, "jake")
+    slug = (await create_article(client, jake["token"]))["slug"]
+    headers = {**auth(jake["token"]), "Content-Type": content_type}
+    response = await client.request(method, path.format(slug=slug), data=data, headers=headers)
+    assert set(await errors(response, 422)) == {"body"}
+    assert await db.fetchval("SELECT count(*) FROM articles") == 1
+    assert await db.fetchval("SELECT count(*) FROM comments") == 0
