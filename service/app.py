@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from service import keys
+from service import keys, metrics, shutdown
 from service.db import Lifecycle, connection_middleware, pool_ctx
 from service.errors import error_middleware
 from service.handlers import articles, comments, health, profiles, users
@@ -34,6 +34,8 @@ def build_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.LIFECYCLE] = Lifecycle()
     app.cleanup_ctx.append(pool_ctx)
+    metrics.setup(app)  # after the pool: its sampler stops before the pool closes
+    shutdown.setup(app)
     health.setup(app)
     api_endpoints().setup(app)
     return app

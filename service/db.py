@@ -211,7 +211,11 @@ async def connection(request: web.Request) -> asyncpg.Connection:
     lifecycle = request.app[keys.LIFECYCLE]
     if not lifecycle.migrated.is_set():
         raise DatabaseUnavailable("not_migrated", "the service is starting; retry")
-    return await request[keys.LEASE].connection()
+    lease = request[keys.LEASE]
+    if lease.acquired:
+        return await lease.connection()
+    with request.app[keys.METRICS].waiting_for_connection():  # db_pool_waiting
+        return await lease.connection()
 
 
 async def put_back(request: web.Request) -> None:

@@ -12,11 +12,13 @@ if TYPE_CHECKING:
     from service.db import Lease, Lifecycle
     from service.metrics import Metrics
     from service.settings import Settings
+    from service.shutdown import InFlight
 
 SETTINGS = web.AppKey("settings", "Settings")
 POOL = web.AppKey("pool", asyncpg.Pool)
 LIFECYCLE = web.AppKey("lifecycle", "Lifecycle")
 METRICS = web.AppKey("metrics", "Metrics")
+IN_FLIGHT = web.AppKey("in_flight", "InFlight")
 
 LEASE = web.RequestKey("lease", "Lease")
 USER = web.RequestKey("user", "CurrentUser | None")

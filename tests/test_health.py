@@ -24,7 +24,8 @@ async def test_readyz_is_503_when_the_database_is_unreachable(make_client, migra
     assert (await client.get("/livez")).status == 200
     ready = await client.get("/readyz")
     assert ready.status == 503
-    assert await ready.json() == {"status": "unavailable", "reason": reason}
+    # like every 5xx body, it names the request id
+    assert await ready.json() == {"status": "unavailable", "reason": reason, "requestId": ready.headers["X-Request-ID"]}
     api = await client.get("/api/tags")
     assert api.status == 503
     assert api.headers["Retry-After"] == "1"
