@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 # PostgreSQL text cannot hold NUL; saying so in the schema makes clients (and schemathesis) see it.
@@ -36,8 +36,27 @@ Username = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0
 Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")]
 Password = Annotated[str, text(128, min_length=8)]
 Tag = Annotated[str, text(40)]
+# /api/articles/feed is the feed: no article may have that slug.
+RESERVED_SLUGS = frozenset({"feed"})
+
+
+def _not_reserved(slug: str) -> str:
+    if slug in RESERVED_SLUGS:
+        raise ValueError(f"'{slug}' is not an article's slug")
+    return slug
+
+
 # What service.slugs makes: lower-case ASCII letters, digits and hyphens (a base of 80, a suffix).
-Slug = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9-]+$")]
+Slug = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[a-z0-9-]+$",
+        json_schema_extra={"not": {"enum": sorted(RESERVED_SLUGS)}},
+    ),
+    AfterValidator(_not_reserved),
+]
 CommentBody = Annotated[str, text(10_000)]
 
 MAX_TAGS = 10

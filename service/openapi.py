@@ -58,7 +58,7 @@ def build_document(api: Api) -> dict[str, Any]:
     schemas = _Schemas(api.endpoints)
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in api.endpoints:
-        paths.setdefault(_openapi_path(endpoint.path), {})[endpoint.method.lower()] = _operation(endpoint, schemas)
+        paths.setdefault(openapi_path(endpoint.path), {})[endpoint.method.lower()] = _operation(endpoint, schemas)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": TITLE, "version": _version(), "description": DESCRIPTION},
@@ -183,7 +183,7 @@ def _error_response(status: int, schemas: _Schemas) -> dict[str, Any]:
     }
 
 
-def _openapi_path(path: str) -> str:
+def openapi_path(path: str) -> str:
     """aiohttp's '{id:\\d+}' is OpenAPI's '{id}'."""
     for name in path_parameters(path):
         start = path.index("{" + name)

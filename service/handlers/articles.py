@@ -25,6 +25,9 @@ from service.sqlfiles import queries
 api = Api()
 _q = queries("articles")
 TAG = "Articles"
+# One article; the template excludes "feed" so that /api/articles/feed is only the feed's and
+# answers 405 (Allow: GET) to other methods instead of reaching the article handlers.
+ARTICLE = "/api/articles/{slug:(?!feed$)[^/]+}"
 
 
 async def _single(conn: asyncpg.Connection, viewer: int | None, slug: str) -> SingleArticleResponse:
@@ -54,7 +57,7 @@ async def get_feed(request: web.Request, query: Page) -> MultipleArticlesRespons
     return MultipleArticlesResponse(articles=[article_summary(r) for r in rows], articles_count=total)
 
 
-@api.route("GET", "/api/articles/{slug}", tag=TAG, summary="One article", auth="optional",
+@api.route("GET", ARTICLE, tag=TAG, summary="One article", auth="optional",
            params=ArticlePath, response=SingleArticleResponse, errors=(404,))
 async def get_article(request: web.Request, params: ArticlePath) -> SingleArticleResponse:
     conn = await connection(request)
@@ -88,7 +91,7 @@ async def _owned_article(conn: asyncpg.Connection, slug: str, user_id: int) -> a
     return row
 
 
-@api.route("PUT", "/api/articles/{slug}", tag=TAG, summary="Update an article", auth="required",
+@api.route("PUT", ARTICLE, tag=TAG, summary="Update an article", auth="required",
            params=ArticlePath, body=UpdateArticleRequest, response=SingleArticleResponse, transaction=True,
            errors=(403, 404, 409))
 async def update_article(request: web.Request, params: ArticlePath, body: UpdateArticleRequest) -> SingleArticleResponse:
@@ -112,7 +115,7 @@ async def update_article(request: web.Request, params: ArticlePath, body: Update
     return await _single(conn, me.id, slug)
 
 
-@api.route("DELETE", "/api/articles/{slug}", tag=TAG, summary="Delete an article", auth="required",
+@api.route("DELETE", ARTICLE, tag=TAG, summary="Delete an article", auth="required",
            params=ArticlePath, status=204, transaction=True, errors=(403, 404))
 async def delete_article(request: web.Request, params: ArticlePath) -> None:
     me = current_user(request)
