@@ -11,7 +11,7 @@ MAX_LIMIT = 100
 
 
 class ArticlePath(Model):
-    slug: Slug = Field(description="the article's slug")
+    slug: Slug = Field(description="the article's slug (never `feed`: /api/articles/feed is the feed)")
 
 
 class NewArticle(Model):
