@@ -8,7 +8,7 @@ from aiohttp import web
 from schemas.users import LoginUserRequest, NewUserRequest, UpdateUserRequest, User, UserResponse
 from service import keys
 from service.auth import hash_password, issue_token, verify_password
-from service.db import connection
+from service.db import connection, put_back
 from service.errors import ApiError, unauthorized
 from service.limits import check_login_allowed, clear_login_failures, login_keys, record_login_failure
 from service.routing import Api, current_user
@@ -59,7 +59,10 @@ async def login(request: web.Request, body: LoginUserRequest) -> UserResponse:
     conn = await connection(request)
     await check_login_allowed(conn, request, limit_keys)
     found = await conn.fetchrow(_q.credentials_by_email, credentials.email)
-    if not await verify_password(found["password_hash"] if found else None, credentials.password):
+    await put_back(request)  # argon2 takes tens of milliseconds: hold no pool slot meanwhile
+    valid = await verify_password(found["password_hash"] if found else None, credentials.password)
+    conn = await connection(request)
+    if not valid:
         await record_login_failure(conn, request, limit_keys)
         raise ApiError(401, {"credentials": ["email or password is invalid"]})
     await clear_login_failures(conn, limit_keys)
