@@ -27,3 +27,28 @@ async def test_feed_is_not_a_slug(client):
     response = await client.get("/api/articles/feed/comments", headers=auth(token))
     assert response.status == 422
     assert "slug" in (await response.json())["errors"]
+
+
+async def test_path_parameters_that_postgresql_cannot_hold_are_rejected_not_500(client):
+    """A NUL in a path parameter used to reach PostgreSQL (which rejects it) and answer 500."""
+    token = (await register(client))["token"]
+    for method, path in (
+        ("GET", "/api/profiles/a%00b"),
+        ("POST", "/api/profiles/a%00b/follow"),
+        ("GET", "/api/articles/a%00b"),
+        ("DELETE", "/api/articles/a%00b"),
+        ("GET", "/api/articles/a%00b/comments"),
+        ("POST", "/api/articles/a%00b/favorite"),
+        ("DELETE", "/api/articles/a-b/comments/1%00"),
+    ):
+        response = await client.request(method, path, headers=auth(token))
+        assert response.status == 422, (method, path, await response.text())
+        assert list((await response.json())["errors"]) in (["username"], ["slug"], ["id"])
+
+
+async def test_a_comment_id_out_of_range_is_rejected(client):
+    token = (await register(client))["token"]
+    for raw in ("0", "-1", "9223372036854775808", "1.5", "abc"):
+        response = await client.delete(f"/api/articles/a-b/comments/{raw}", headers=auth(token))
+        assert response.status == 422, raw
+        assert list((await response.json())["errors"]) == ["id"]
