@@ -121,7 +121,11 @@ class _Schemas:
         for name, field_schema in schema["properties"].items():
             field_schema = _without_null(dict(field_schema))
             field_schema.pop("title", None)
-            parameter: dict[str, Any] = {"name": name, "in": location, "required": location == "path" or name in required}
+            parameter: dict[str, Any] = {
+                "name": name,
+                "in": location,
+                "required": location == "path" or name in required,
+            }
             description = field_schema.pop("description", None)
             if description:
                 parameter["description"] = description

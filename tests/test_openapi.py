@@ -22,7 +22,8 @@ from tests.helpers import auth, register
 
 def schema_validator(document: dict, name: str) -> jsonschema.Draft202012Validator:
     """A validator for one of the document's component schemas, its $refs resolved in place."""
-    return jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{name}", "components": document["components"]})
+    schema = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+    return jsonschema.Draft202012Validator(schema)
 
 
 async def test_the_document_is_served_as_valid_openapi_3_1(client):

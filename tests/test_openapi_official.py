@@ -120,9 +120,8 @@ def compare_documents(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]
             if official.get("tags") != mine.get("tags"):
                 differences.append(f"{where}: tags {official.get('tags')} official, {mine.get('tags')} ours")
             if _parameters(official, t) != _parameters(mine, o):
-                differences.append(
-                    f"{where}: parameters {sorted(_parameters(official, t))} official, {sorted(_parameters(mine, o))} ours"
-                )
+                theirs_, ours_ = sorted(_parameters(official, t)), sorted(_parameters(mine, o))
+                differences.append(f"{where}: parameters {theirs_} official, {ours_} ours")
             if _security(official) == "required" and _security(mine) != "required":
                 differences.append(f"{where}: the official requires the Token, ours has it {_security(mine)}")
             if _security(official) == "none" and _security(mine) == "required":

@@ -94,7 +94,9 @@ async def _owned_article(conn: asyncpg.Connection, slug: str, user_id: int) -> a
 @api.route("PUT", ARTICLE, tag=TAG, summary="Update an article", auth="required",
            params=ArticlePath, body=UpdateArticleRequest, response=SingleArticleResponse, transaction=True,
            errors=(403, 404, 409))
-async def update_article(request: web.Request, params: ArticlePath, body: UpdateArticleRequest) -> SingleArticleResponse:
+async def update_article(
+    request: web.Request, params: ArticlePath, body: UpdateArticleRequest
+) -> SingleArticleResponse:
     me = current_user(request)
     changes = body.article
     conn = await connection(request)
