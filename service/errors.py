@@ -10,6 +10,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import ValidationError
 
+from schemas.errors import ErrorBody, ServerErrorBody
 from service import keys
 
 log = logging.getLogger("service.errors")
@@ -97,11 +98,14 @@ def classify_database_error(error: BaseException) -> DatabaseUnavailable | None:
 
 
 def json_error(status: int, errors: dict[str, list[str]], request: web.Request, **extra: Any) -> web.Response:
-    body: dict[str, Any] = {"errors": errors}
+    """The error body, built from the models the OpenAPI document describes it with."""
     if status >= 500:
-        body["requestId"] = request.get(keys.REQUEST_ID)
-    response = web.json_response(body, status=status, headers=extra.get("headers"))
-    return response
+        body: ErrorBody = ServerErrorBody(errors=errors, request_id=request.get(keys.REQUEST_ID) or "unknown")
+    else:
+        body = ErrorBody(errors=errors)
+    return web.Response(
+        body=body.json_bytes(), status=status, content_type="application/json", headers=extra.get("headers")
+    )
 
 
 _HTTP_FIELDS = {401: "token", 404: "path", 405: "method", 413: "body", 415: "body", 429: "login"}

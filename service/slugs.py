@@ -6,6 +6,8 @@ import re
 import secrets
 import unicodedata
 
+from schemas.base import RESERVED_SLUGS
+
 MAX_BASE = 80
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 # Latin letters that NFKD does not decompose into a base letter and an accent.
@@ -24,6 +26,8 @@ def slugify(title: str) -> str:
 
 
 def candidates(title: str, attempts: int = 8) -> list[str]:
-    """The plain slug first, then the same with random suffixes for titles that repeat."""
+    """The plain slug first (unless reserved), then the same with random suffixes for titles that
+    repeat."""
     base = slugify(title)
-    return [base] + [f"{base}-{secrets.token_hex(3)}" for _ in range(attempts - 1)]
+    plain = [base] if base not in RESERVED_SLUGS else []
+    return plain + [f"{base}-{secrets.token_hex(3)}" for _ in range(attempts - len(plain))]
