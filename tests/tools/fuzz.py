@@ -9,111 +9,43 @@ Exits with schemathesis's status: non-zero on any failure. Extra arguments go to
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
 import shlex
-import signal
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from service.embedded import EmbeddedPostgres  # noqa: E402
+from live import ROOT, live_service  # noqa: E402
 
 CONFIG = ROOT / "tests" / "schemathesis.toml"
-READY_TIMEOUT = 60.0
-STOP_TIMEOUT = 20.0
 
 
 def main() -> int:
     port = int(os.environ.get("FUZZ_PORT", "18090"))
     max_examples = os.environ.get("FUZZ_MAX_EXAMPLES", "30")
     extra = shlex.split(os.environ.get("FUZZ_ARGS", "")) + sys.argv[1:]
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="conduit-fuzz-") as folder:
-        database = EmbeddedPostgres(Path(folder) / "data", durable=False)
-        admin_dsn = database.start()
-        try:
-            dsn = asyncio.run(_create_database(admin_dsn, "conduit_fuzz"))
-            log_path = Path(folder) / "service.log"
-            with open(log_path, "wb") as log:
-                service = subprocess.Popen(
-                    [sys.executable, "-m", "service", "serve"],
-                    cwd=ROOT,
-                    env={**os.environ, **_service_env(dsn, port)},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-                status = 1
-                try:
-                    _wait_ready(base, service)
-                    token = _register(base)
-                    command = [
-                        str(Path(sys.executable).with_name("schemathesis")),
-                        "--config-file",
-                        str(CONFIG),
-                        "run",
-                        f"{base}/api/openapi.json",
-                        "--max-examples",
-                        max_examples,
-                        *extra,
-                    ]
-                    print("$", shlex.join(command), flush=True)
-                    status = subprocess.call(command, cwd=ROOT, env={**os.environ, "CONDUIT_TOKEN": token})
-                finally:
-                    _stop(service)
-                    _report_server_errors(log_path, failed=status != 0)
-        finally:
-            database.destroy()
+    with live_service(port=port, env={"JWT_SECRET": secrets.token_hex(32)}) as live:
+        token = _register(live.base)
+        command = [
+            str(Path(sys.executable).with_name("schemathesis")),
+            "--config-file",
+            str(CONFIG),
+            "run",
+            f"{live.base}/api/openapi.json",
+            "--max-examples",
+            max_examples,
+            *extra,
+        ]
+        print("$", shlex.join(command), flush=True)
+        status = subprocess.call(command, cwd=ROOT, env={**os.environ, "CONDUIT_TOKEN": token})
+        if status != 0:
+            _report_server_errors(live.log_path)
     return status
-
-
-def _service_env(dsn: str, port: int) -> dict[str, str]:
-    return {
-        "APP_ENV": "development",
-        "DATABASE_URL": dsn,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "MIGRATE_ON_START": "true",
-        "JWT_SECRET": secrets.token_hex(32),
-        "SHUTDOWN_DELAY": "0",
-    }
-
-
-async def _create_database(admin_dsn: str, name: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return admin_dsn.rsplit("/", 1)[0] + "/" + name
-
-
-def _wait_ready(base: str, service: subprocess.Popen) -> None:
-    """Poll /readyz (migrations applied, database reachable), bounded; fail if the service dies."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if service.poll() is not None:
-            raise SystemExit(f"the service exited with {service.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)  # a bounded poll on a condition, not a wait standing in for one
-    raise SystemExit(f"the service was not ready within {READY_TIMEOUT:.0f}s")
 
 
 def _register(base: str) -> str:
@@ -126,22 +58,11 @@ def _register(base: str) -> str:
         return json.load(response)["user"]["token"]
 
 
-def _stop(service: subprocess.Popen) -> None:
-    if service.poll() is not None:
-        return
-    service.send_signal(signal.SIGTERM)
-    try:
-        service.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(service.pid, signal.SIGKILL)
-        service.wait()
-
-
-def _report_server_errors(log_path: Path, failed: bool) -> None:
+def _report_server_errors(log_path: Path) -> None:
     """The service's own account of what went wrong: its error lines (tracebacks included)."""
     lines = log_path.read_text(errors="replace").splitlines()
     errors = [line for line in lines if not line.startswith('{"request_id"')]
-    if failed and errors:
+    if errors:
         print("--- service log (without access lines), last 80 ---")
         print("\n".join(errors[-80:]))
 
