@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from service.auth import CurrentUser
     from service.db import Lease, Lifecycle
     from service.metrics import Metrics
+    from service.openapi import Document
     from service.settings import Settings
     from service.shutdown import InFlight
 
@@ -19,6 +20,7 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 LIFECYCLE = web.AppKey("lifecycle", "Lifecycle")
 METRICS = web.AppKey("metrics", "Metrics")
 IN_FLIGHT = web.AppKey("in_flight", "InFlight")
+OPENAPI = web.AppKey("openapi", "Document")
 
 LEASE = web.RequestKey("lease", "Lease")
 USER = web.RequestKey("user", "CurrentUser | None")

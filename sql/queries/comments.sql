@@ -23,7 +23,8 @@ SELECT $2::bigint IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = $2) AS viewe
          WHERE a.slug = $1) AS body;
 
 -- name: insert
-WITH article AS (SELECT id FROM articles WHERE slug = $1),
+-- FOR KEY SHARE, as in articles.favorite: an article deleted meanwhile is a 404, not a 500.
+WITH article AS (SELECT id FROM articles WHERE slug = $1 FOR KEY SHARE),
      added AS (
          INSERT INTO comments (article_id, author_id, body)
          SELECT id, $2, $3 FROM article
