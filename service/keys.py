@@ -11,12 +11,14 @@ if TYPE_CHECKING:
     from service.auth import CurrentUser
     from service.db import Lease, Lifecycle
     from service.metrics import Metrics
+    from service.security import Cors
     from service.settings import Settings
 
 SETTINGS = web.AppKey("settings", "Settings")
 POOL = web.AppKey("pool", asyncpg.Pool)
 LIFECYCLE = web.AppKey("lifecycle", "Lifecycle")
 METRICS = web.AppKey("metrics", "Metrics")
+CORS = web.AppKey("cors", "Cors")
 
 LEASE = web.RequestKey("lease", "Lease")
 USER = web.RequestKey("user", "CurrentUser | None")

@@ -1,4 +1,4 @@
-"""Request ids, security headers and the access log: the outermost middleware."""
+"""Request ids and the access log: the outermost middleware."""
 
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
         response = await handler(request)
         status = response.status
         response.headers["X-Request-ID"] = request_id
-        response.headers["X-Content-Type-Options"] = "nosniff"
         return response
     finally:
         duration = time.perf_counter() - started
