@@ -36,7 +36,22 @@ texts = st.one_of(
 )
 # Path segments stay short: a request line over aiohttp's 8190 bytes is refused by the HTTP parser
 # itself (400 text/plain), before the app sees it.
-segments = st.one_of(st.text(characters, max_size=40), st.sampled_from(SNIPPETS))
+NASTY = ["\x00", "\ud800", "\udc80", "'", '"', "<", "%", "/", "\\", ";", "\n", " "]
+SEGMENTS = [
+    st.text(st.sampled_from(NASTY), min_size=1, max_size=6),
+    st.text(characters, max_size=40),
+    st.sampled_from(SNIPPETS),
+    st.builds(lambda a, snippet, b: a + snippet + b, st.text(characters, max_size=8), st.sampled_from(SNIPPETS),
+              st.text(characters, max_size=8)),
+]
+
+
+def segment_or(draw, existing: Any) -> Any:
+    """An existing value about half of the time (so writes happen), else a hostile segment;
+    each kind is picked uniformly (st.one_of would favour its first, simplest branch)."""
+    return draw(st.sampled_from([st.just(existing), st.just(existing), *SEGMENTS]).flatmap(lambda s: s))
+
+
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
                     st.floats(allow_nan=True, allow_infinity=True), texts)
 json_values = st.recursive(
@@ -105,9 +120,9 @@ def requests(draw) -> dict:
     return {
         "method": method,
         "template": template,
-        "slug": draw(st.one_of(st.just(None), segments)),  # None: an existing article's slug
-        "id": draw(st.one_of(st.just(None), segments)),  # None: an existing comment's id
-        "username": draw(st.one_of(st.sampled_from(["alice", "bob"]), segments)),
+        "slug": segment_or(draw, None),  # None: an existing article's slug
+        "id": segment_or(draw, None),  # None: an existing comment's id
+        "username": segment_or(draw, draw(st.sampled_from(["alice", "bob"]))),
         "pick": draw(st.integers(0, 20)),  # which existing article or comment
         "caller": draw(st.sampled_from(["alice", "alice", "bob", "bob", "nobody", "garbage"])),
         "garbage": draw(st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=40)),
