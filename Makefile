@@ -26,3 +26,7 @@ test: $(STAMP)  ## the whole suite, against a throwaway embedded PostgreSQL unle
 
 clean:
 	rm -rf $(VENV) .pgdata build dist *.egg-info
+
+.PHONY: test-security
+test-security: $(STAMP)  ## the security tests: tokens, permissions, bounds, leaks, login limit, headers, CORS, property test
+	$(PY) -m pytest tests/test_security_*.py
