@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate gunicorn conformance fuzz bench clean
+.PHONY: run test install migrate gunicorn test-gunicorn conformance fuzz bench clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "need python3.11 on PATH"; exit 1; }
@@ -23,6 +23,13 @@ migrate: $(STAMP)
 
 test: $(STAMP)  ## the whole suite, against a throwaway embedded PostgreSQL unless DATABASE_URL is set
 	$(PY) -m pytest
+
+gunicorn: $(STAMP)  ## production server: set DATABASE_URL (and APP_ENV, JWT_SECRET, WEB_CONCURRENCY, ...)
+	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL (make run serves with an embedded PostgreSQL instead)"; exit 1; }
+	$(VENV)/bin/gunicorn -c python:service.gunicorn_conf service.app:create_app
+
+test-gunicorn: $(STAMP)  ## only the tests that run the real gunicorn (shutdown, metrics, access log)
+	$(PY) -m pytest -m gunicorn
 
 clean:
 	rm -rf $(VENV) .pgdata build dist *.egg-info

@@ -65,6 +65,8 @@ def serve() -> None:
 
 
 def migrate() -> None:
+    import asyncpg
+
     from service.migrate import MigrationError
     from service.migrate import migrate as run_migrations
 
@@ -74,6 +76,9 @@ def migrate() -> None:
         applied = asyncio.run(run_migrations(settings))
     except MigrationError as error:
         print(f"migration error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
+        print(f"migration error: database unreachable ({error})", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
         if server is not None:

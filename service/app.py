@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from service import keys, security
+from service import keys, metrics, security, shutdown
 from service.db import Lifecycle, connection_middleware, pool_ctx
 from service.errors import error_middleware
 from service.handlers import articles, comments, health, profiles, users
@@ -36,6 +36,8 @@ def build_app(settings: Settings) -> web.Application:
     app[keys.LIFECYCLE] = Lifecycle()
     security.setup(app, settings.cors_origins)
     app.cleanup_ctx.append(pool_ctx)
+    metrics.setup(app)  # after the pool: its sampler stops before the pool closes
+    shutdown.setup(app)
     health.setup(app)
     api_endpoints().setup(app)
     return app

@@ -146,6 +146,15 @@ class Lease:
             await self._tx.start()
         return conn
 
+    async def put_back(self) -> None:
+        """Outside a transaction: give the connection back before slow work that needs no
+        database (a password hash); the next `connection()` takes one again."""
+        if self._tx is not None:
+            raise RuntimeError("a transactional request keeps its connection until it ends")
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._pool.release(conn)
+
     async def release(self, commit: bool) -> None:
         """Commit or roll back the request's transaction, then return the connection.
 
@@ -202,7 +211,16 @@ async def connection(request: web.Request) -> asyncpg.Connection:
     lifecycle = request.app[keys.LIFECYCLE]
     if not lifecycle.migrated.is_set():
         raise DatabaseUnavailable("not_migrated", "the service is starting; retry")
-    return await request[keys.LEASE].connection()
+    lease = request[keys.LEASE]
+    if lease.acquired:
+        return await lease.connection()
+    with request.app[keys.METRICS].waiting_for_connection():  # db_pool_waiting
+        return await lease.connection()
+
+
+async def put_back(request: web.Request) -> None:
+    """Give the request's connection back early (non-transactional routes only)."""
+    await request[keys.LEASE].put_back()
 
 
 async def ping(pool: asyncpg.Pool) -> None:

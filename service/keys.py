@@ -13,12 +13,14 @@ if TYPE_CHECKING:
     from service.metrics import Metrics
     from service.security import Cors
     from service.settings import Settings
+    from service.shutdown import InFlight
 
 SETTINGS = web.AppKey("settings", "Settings")
 POOL = web.AppKey("pool", asyncpg.Pool)
 LIFECYCLE = web.AppKey("lifecycle", "Lifecycle")
 METRICS = web.AppKey("metrics", "Metrics")
 CORS = web.AppKey("cors", "Cors")
+IN_FLIGHT = web.AppKey("in_flight", "InFlight")
 
 LEASE = web.RequestKey("lease", "Lease")
 USER = web.RequestKey("user", "CurrentUser | None")

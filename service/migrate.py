@@ -84,7 +84,7 @@ async def migrate_when_reachable(settings: Settings, done: asyncio.Event) -> Non
     delay = 0.2
     while True:
         try:
-            await migrate(settings)
+            applied = await migrate(settings)
         except MigrationError:
             log.exception("migrations failed; the service stays unready")
             return
@@ -93,5 +93,6 @@ async def migrate_when_reachable(settings: Settings, done: asyncio.Event) -> Non
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_DELAY)
             continue
+        log.info("migrations done (applied here: %s)", ", ".join(applied) or "none")
         done.set()
         return

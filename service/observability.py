@@ -1,7 +1,9 @@
-"""Request ids and the access log: the outermost middleware."""
+"""Request ids, security headers, the access log, and the requests-in-flight the drain waits
+on: the outermost middleware."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -11,6 +13,7 @@ import uuid
 from aiohttp import web
 
 from service import keys
+from service.shutdown import shutting_down
 
 access_log = logging.getLogger("service.access")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -27,12 +30,27 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
     incoming = request.headers.get("X-Request-ID", "")
     request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
     request[keys.REQUEST_ID] = request_id
+    in_flight = request.app[keys.IN_FLIGHT]
     started = time.perf_counter()
     status = 500
     try:
-        response = await handler(request)
+        try:
+            with in_flight.track():
+                response = await handler(request)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task not in in_flight.cancelled:
+                raise
+            # The worker's drain cancelled it (SHUTDOWN_TIMEOUT ran out): its transaction is
+            # rolled back; answer so the client knows to retry instead of seeing a dropped socket.
+            task.uncancel()
+            response = shutting_down(request)
+        except web.HTTPException as error:
+            status = error.status
+            _stamp(request, error, request_id)
+            raise
         status = response.status
-        response.headers["X-Request-ID"] = request_id
+        _stamp(request, response, request_id)
         return response
     finally:
         duration = time.perf_counter() - started
@@ -52,3 +70,12 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
                     }
                 )
             )
+
+
+def _stamp(request: web.Request, response: web.StreamResponse, request_id: str) -> None:
+    response.headers["X-Request-ID"] = request_id
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.app[keys.LIFECYCLE].draining:
+        # The worker is stopping (readiness is off): a keep-alive client should reconnect, to
+        # a worker that is not, rather than send its next request down this connection.
+        response.force_close()

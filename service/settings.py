@@ -94,11 +94,6 @@ class Settings(BaseSettings):
     def production(self) -> bool:
         return self.app_env == "production"
 
-    @property
-    def graceful_timeout(self) -> int:
-        """gunicorn's budget for a worker's stop: delay + drain + pool close, with a margin."""
-        return int(self.shutdown_delay + self.shutdown_timeout) + 5
-
 
 class ConfigurationError(SystemExit):
     """Raised with one readable line; as a SystemExit it ends the process without a traceback."""

@@ -115,10 +115,14 @@ async def make_client(aiohttp_client, app_env, db, monkeypatch):
     """Build the real app with the real factory (optionally with extra settings) and serve it."""
     from service.app import create_app
 
-    async def make(**overrides: str):
+    async def make(routes=None, **overrides: str):
+        """`routes(app)` may add test-only routes to the factory's app before it starts."""
         for key, value in overrides.items():
             monkeypatch.setenv(key, value)
-        return await aiohttp_client(ProductionLikeServer(await create_app()))
+        app = await create_app()
+        if routes is not None:
+            routes(app)
+        return await aiohttp_client(ProductionLikeServer(app))
 
     return make
 
@@ -126,3 +130,21 @@ async def make_client(aiohttp_client, app_env, db, monkeypatch):
 @pytest.fixture
 async def client(make_client):
     return await make_client()
+
+
+@pytest.fixture
+def gunicorn(database_url):
+    """Start the real gunicorn (`gunicorn(**env)`, 2 workers on the test database unless told
+    otherwise; see tests/gunicorn_process.py); whatever is still running at the end is killed."""
+    from tests.gunicorn_process import Gunicorn
+
+    started: list[Gunicorn] = []
+
+    def start(**env: str) -> Gunicorn:
+        server = Gunicorn(env.pop("DATABASE_URL", database_url), **env).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()

@@ -19,19 +19,21 @@ async def livez(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     lifecycle = request.app[keys.LIFECYCLE]
     if lifecycle.draining:
-        return _unready("shutting down")
+        return _unready(request, "shutting down")
     if not lifecycle.migrated.is_set():
-        return _unready("database not migrated yet")
+        return _unready(request, "database not migrated yet")
     try:
         await ping(request.app[keys.POOL])
     except Exception as error:  # noqa: BLE001 - any failure means not ready
         log.info("readiness check failed: %r", error)
-        return _unready("database unreachable")
+        return _unready(request, "database unreachable")
     return web.json_response({"status": "ready"})
 
 
-def _unready(reason: str) -> web.Response:
-    return web.json_response({"status": "unavailable", "reason": reason}, status=503)
+def _unready(request: web.Request, reason: str) -> web.Response:
+    # Like every 5xx body, it names the request id.
+    body = {"status": "unavailable", "reason": reason, "requestId": request.get(keys.REQUEST_ID)}
+    return web.json_response(body, status=503)
 
 
 def setup(app: web.Application) -> None:

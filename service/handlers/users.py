@@ -8,7 +8,7 @@ from aiohttp import web
 from schemas.users import LoginUserRequest, NewUserRequest, UpdateUserRequest, User, UserResponse
 from service import keys
 from service.auth import hash_password, issue_token, verify_password
-from service.db import connection
+from service.db import connection, put_back
 from service.errors import ApiError, unauthorized
 from service.limits import begin_login_attempt, login_keys, login_succeeded
 from service.routing import Api, current_user
@@ -59,9 +59,11 @@ async def login(request: web.Request, body: LoginUserRequest) -> UserResponse:
     conn = await connection(request)
     attempt = await begin_login_attempt(conn, request, limit_keys)  # counted as a failure until it succeeds
     found = await conn.fetchrow(_q.credentials_by_email, credentials.email)
+    await put_back(request)  # argon2 takes tens of milliseconds: hold no pool slot meanwhile
     # An unknown email costs one argon2 verification too (against a dummy hash): same time.
     if not await verify_password(found["password_hash"] if found else None, credentials.password):
-        raise ApiError(401, {"credentials": ["email or password is invalid"]})
+        raise ApiError(401, {"credentials": ["email or password is invalid"]})  # the entry stays: a failure
+    conn = await connection(request)
     await login_succeeded(conn, limit_keys, attempt)
     row = await conn.fetchrow(_q.by_id, found["id"])
     return _user(request, row)

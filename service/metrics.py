@@ -1,0 +1,112 @@
+"""Prometheus metrics at GET /metrics: requests by route and status, the pool, database errors.
+
+Under gunicorn each worker writes its values to PROMETHEUS_MULTIPROC_DIR (prepared by
+service/gunicorn_conf.py) and a scrape, whichever worker answers it, reads all of them:
+counters and histograms are summed over every worker that ever ran, the pool gauges over the
+workers alive now ('livesum'). Without that directory (tests, `make run`) the process's own
+values are served."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager, suppress
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from service import keys
+
+# How stale a worker's pool gauges may be when another worker answers the scrape.
+POOL_SAMPLE_INTERVAL = 1.0
+# Any other method string (clients can send anything) is counted as "other": labels stay bounded.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_REQUEST_LABELS = ("method", "route", "status")
+
+
+# prometheus-client picks file-backed values when it is first imported with this variable set
+# (gunicorn_conf sets it in the master, before any worker imports it): read it at the same moment.
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+
+
+class Metrics:
+    """One process's metrics, in a registry of its own (tests build many apps in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("http_requests", "HTTP requests answered", _REQUEST_LABELS, registry=r)
+        self.duration = Histogram(
+            "http_request_duration_seconds", "Time to answer an HTTP request", _REQUEST_LABELS, registry=r
+        )
+        gauge = dict(registry=r, multiprocess_mode="livesum")
+        self.pool_size = Gauge("db_pool_size", "Connections open in the pool", **gauge)
+        self.pool_in_use = Gauge("db_pool_in_use", "Pool connections lent to requests", **gauge)
+        self.pool_idle = Gauge("db_pool_idle", "Pool connections open and free", **gauge)
+        self.pool_waiting = Gauge("db_pool_waiting", "Requests waiting for a pool connection", **gauge)
+        self.db_errors = Counter("db_errors", "Database failures answered 503, by kind", ("kind",), registry=r)
+
+    def observe_request(self, method: str, route: str, status: int, duration: float) -> None:
+        labels = (method if method in _METHODS else "other", route, str(status))
+        self.requests.labels(*labels).inc()
+        self.duration.labels(*labels).observe(duration)
+
+    def db_error(self, kind: str) -> None:
+        self.db_errors.labels(kind).inc()
+
+    @contextmanager
+    def waiting_for_connection(self) -> Iterator[None]:
+        self.pool_waiting.inc()
+        try:
+            yield
+        finally:
+            self.pool_waiting.dec()
+
+    def sample_pool(self, pool: asyncpg.Pool) -> None:
+        size, idle = pool.get_size(), pool.get_idle_size()
+        self.pool_size.set(size)
+        self.pool_idle.set(idle)
+        self.pool_in_use.set(size - idle)
+
+    def render(self) -> bytes:
+        if MULTIPROCESS:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    metrics = request.app[keys.METRICS]
+    pool = request.app.get(keys.POOL)
+    if pool is not None:
+        metrics.sample_pool(pool)
+    return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def pool_sampler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Keep this worker's pool gauges fresh for scrapes that another worker answers."""
+    metrics, pool = app[keys.METRICS], app[keys.POOL]
+
+    async def sample_forever() -> None:
+        while True:
+            metrics.sample_pool(pool)
+            await asyncio.sleep(POOL_SAMPLE_INTERVAL)
+
+    task = asyncio.create_task(sample_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
+def setup(app: web.Application) -> None:
+    """After the pool's cleanup context: the sampler starts after the pool and stops before it."""
+    app[keys.METRICS] = Metrics()
+    app.cleanup_ctx.append(pool_sampler_ctx)
+    app.router.add_get("/metrics", metrics_view, name="metrics")

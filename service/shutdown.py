@@ -1,0 +1,119 @@
+"""The app's half of a graceful stop: requests in flight get SHUTDOWN_TIMEOUT to finish, the rest
+are cancelled and answered 503; and the whole stop's budget, which gunicorn's graceful_timeout
+must cover. The worker's half (readiness off, SHUTDOWN_DELAY, closing the listener) is in
+service/worker.py, whose docstring lists every step in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aiohttp import web
+
+from service import keys
+from service.db import POOL_CLOSE_TIMEOUT
+from service.errors import json_error
+from service.settings import Settings
+
+log = logging.getLogger("service.shutdown")
+
+# A request cancelled at the end of SHUTDOWN_TIMEOUT rolls its transaction back and is answered
+# 503 within this time.
+CANCEL_GRACE = 1.0
+# After the drain, aiohttp's own per-connection shutdown waits this long for responses still
+# being written, and as long again once it has cancelled them (see web_protocol.shutdown).
+FLUSH_TIMEOUT = 1.0
+# Leaving the event loop and the interpreter.
+EXIT_MARGIN = 1.0
+
+
+def graceful_timeout(settings: Settings) -> int:
+    """gunicorn's graceful_timeout: every step of a worker's stop, in whole seconds (gunicorn
+    rejects a float), so the master never kills a worker that is still within its budget."""
+    budget = (
+        settings.shutdown_delay
+        + settings.shutdown_timeout
+        + CANCEL_GRACE
+        + 2 * FLUSH_TIMEOUT
+        + POOL_CLOSE_TIMEOUT
+        + EXIT_MARGIN
+    )
+    return math.ceil(budget)
+
+
+class InFlight:
+    """The tasks of the requests being handled right now, so the stop can wait for them."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.cancelled: set[asyncio.Task] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._tasks.discard(task)
+            if not self._tasks:
+                self._idle.set()
+
+    async def _idle_within(self, seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def drain(self, timeout: float, grace: float = CANCEL_GRACE) -> int:
+        """Wait up to `timeout` for every request in flight; cancel those still running and give
+        them `grace` to unwind. Returns how many were cancelled."""
+        if await self._idle_within(timeout):
+            return 0
+        late = list(self._tasks)
+        self.cancelled.update(late)
+        for task in late:
+            task.cancel()
+        if not await self._idle_within(grace):
+            log.warning("worker %d: %d cancelled requests did not finish within %.1fs", os.getpid(), len(self), grace)
+        return len(late)
+
+
+def shutting_down(request: web.Request) -> web.Response:
+    """The answer to a request cancelled because the worker stops: nothing was committed, retry."""
+    response = json_error(
+        503, {"server": ["the service is shutting down; retry"]}, request, headers={"Retry-After": "1"}
+    )
+    response.force_close()
+    return response
+
+
+async def drain_requests(app: web.Application) -> None:
+    """on_shutdown: runs after the listener has closed and before the cleanup contexts (the pool)."""
+    lifecycle, in_flight = app[keys.LIFECYCLE], app[keys.IN_FLIGHT]
+    lifecycle.draining = True  # already so under gunicorn; also for run_app and tests
+    timeout = app[keys.SETTINGS].shutdown_timeout
+    log.info("worker %d: draining %d requests in flight (up to %.1fs)", os.getpid(), len(in_flight), timeout)
+    cancelled = await in_flight.drain(timeout)
+    if cancelled:
+        log.warning("worker %d: cancelled %d requests still running after %.1fs", os.getpid(), cancelled, timeout)
+    else:
+        log.info("worker %d: drained", os.getpid())
+
+
+def setup(app: web.Application) -> None:
+    app[keys.IN_FLIGHT] = InFlight()
+    app.on_shutdown.append(drain_requests)

@@ -1,0 +1,40 @@
+"""Probes: /livez never touches the database; /readyz says whether a query succeeds."""
+
+from __future__ import annotations
+
+import pytest
+
+from service import keys
+from service.embedded import free_port
+
+
+async def test_livez_and_readyz_when_the_database_answers(client):
+    live = await client.get("/livez")
+    assert live.status == 200
+    assert await live.json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert await ready.json() == {"status": "ready"}
+
+
+@pytest.mark.parametrize(("migrate_on_start", "reason"), [("false", "database unreachable"), ("true", "database not migrated yet")])
+async def test_readyz_is_503_when_the_database_is_unreachable(make_client, migrate_on_start, reason):
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/conduit"
+    client = await make_client(DATABASE_URL=nowhere, MIGRATE_ON_START=migrate_on_start, DB_CONNECT_TIMEOUT="0.5")
+    assert (await client.get("/livez")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 503
+    # like every 5xx body, it names the request id
+    assert await ready.json() == {"status": "unavailable", "reason": reason, "requestId": ready.headers["X-Request-ID"]}
+    api = await client.get("/api/tags")
+    assert api.status == 503
+    assert api.headers["Retry-After"] == "1"
+    assert "database" in (await api.json())["errors"]
+
+
+async def test_readyz_is_503_while_draining(client):
+    client.server.app[keys.LIFECYCLE].draining = True
+    ready = await client.get("/readyz")
+    assert ready.status == 503
+    assert (await ready.json())["reason"] == "shutting down"
+    assert (await client.get("/livez")).status == 200
