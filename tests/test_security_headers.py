@@ -43,20 +43,30 @@ async def test_no_server_version_and_nosniff_on_every_answer(make_client):
         assert response.headers.get("X-Content-Type-Options") == "nosniff", kind
 
 
-async def test_no_server_version_on_an_unhandled_error(app_env, db, aiohttp_client):
+async def test_no_server_version_on_test_only_routes_that_fail_or_stream(app_env, db, aiohttp_client):
+    """Two answers no middleware can stamp: an unhandled error, and a response the handler sends
+    itself (its headers are on the wire before the middlewares see it). The prepare signal does."""
     from service.app import create_app
     from tests.conftest import ProductionLikeServer
 
     async def boom(request: web.Request) -> web.Response:
         raise RuntimeError("boom")
 
+    async def streamed(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"streamed")
+        return response
+
     app = await create_app()
     app.router.add_get("/test-only/boom", boom)
+    app.router.add_get("/test-only/streamed", streamed)
     client = await aiohttp_client(ProductionLikeServer(app))
-    response = await client.get("/test-only/boom")
-    assert response.status == 500
-    assert "Server" not in response.headers
-    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    for path, status in [("/test-only/boom", 500), ("/test-only/streamed", 200)]:
+        response = await client.get(path)
+        assert response.status == status
+        assert "Server" not in response.headers, path
+        assert response.headers.get("X-Content-Type-Options") == "nosniff", path
 
 
 def preflight(origin: str, method: str = "PUT", headers: str = "authorization,content-type,x-request-id") -> dict:
