@@ -46,6 +46,8 @@ DEFENCES = [
  ("success not a failure", "sql/queries/users.sql", "DELETE FROM login_failures WHERE key = $1 OR id = ANY($2::bigint[]);", "DELETE FROM login_failures WHERE key = $1 AND $2::bigint[] IS NOT NULL;", "tests/test_security_login.py -k not_failures"),
  ("dev secret in prod", "service/settings.py", "            if self.jwt_secret == DEV_JWT_SECRET:", "            if False:", "tests/test_security_settings.py"),
  ("secret length", "service/settings.py", "        if self.jwt_secret is not None and len(self.jwt_secret) < MIN_JWT_SECRET_LENGTH:", "        if False:", "tests/test_security_settings.py"),
+ ("hash stays in the database", "sql/queries/users.sql", "SELECT id, username, email, bio, image FROM users WHERE id = $1;", "SELECT id, username, email, password_hash AS bio, image FROM users WHERE id = $1;", "tests/test_security_leaks.py -k password_hash"),
+ ("taken email or username", "service/handlers/users.py", "    except asyncpg.UniqueViolationError as error:", "    except LookupError as error:", "tests/test_security_permissions.py -k takes"),
  ("vary origin", "service/security.py", "    headers.add(hdrs.VARY, hdrs.ORIGIN)", "    pass", "tests/test_security_headers.py -k allowed_origin"),
 ]
 
