@@ -31,6 +31,21 @@ gunicorn: $(STAMP)  ## production server: set DATABASE_URL (and APP_ENV, JWT_SEC
 test-gunicorn: $(STAMP)  ## only the tests that run the real gunicorn (shutdown, metrics, access log)
 	$(PY) -m pytest -m gunicorn
 
+COLLECTION ?= ../shared/realworld/Conduit.postman_collection.json
+
+conformance: $(STAMP)  ## the official RealWorld suite (newman) against the real service on a throwaway embedded PostgreSQL
+	$(PY) tests/tools/conformance.py --collection '$(COLLECTION)'
+
+# schemathesis against the live service (tests/tools/fuzz.py): a throwaway embedded PostgreSQL,
+# the service on FUZZ_PORT, every built-in check, FUZZ_MAX_EXAMPLES test cases per operation and
+# phase; FUZZ_ARGS go to `schemathesis run`.
+FUZZ_PORT ?= 18090
+FUZZ_MAX_EXAMPLES ?= 30
+FUZZ_ARGS ?=
+
+fuzz: $(STAMP)  ## schemathesis with the generated OpenAPI document; non-zero on any failure
+	FUZZ_PORT='$(FUZZ_PORT)' FUZZ_MAX_EXAMPLES='$(FUZZ_MAX_EXAMPLES)' FUZZ_ARGS='$(FUZZ_ARGS)' $(PY) tests/tools/fuzz.py
+
 clean:
 	rm -rf $(VENV) .pgdata build dist *.egg-info
 

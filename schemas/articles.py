@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from schemas.base import MAX_TAGS, Body, Description, Model, Tag, Timestamp, Title, Username
+from schemas.base import MAX_TAGS, Body, Description, Model, Slug, Tag, Timestamp, Title, Username
 from schemas.profiles import Profile
 
 MAX_LIMIT = 100
+
+
+class ArticlePath(Model):
+    slug: Slug = Field(description="the article's slug (never `feed`: /api/articles/feed is the feed)")
 
 
 class NewArticle(Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 # PostgreSQL text cannot hold NUL; saying so in the schema makes clients (and schemathesis) see it.
@@ -21,7 +21,11 @@ def _iso(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-Timestamp = Annotated[datetime, PlainSerializer(_iso, return_type=str, when_used="json")]
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(_iso, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 Title = Annotated[str, text(200)]
 Description = Annotated[str, text(1000)]
@@ -32,13 +36,35 @@ Username = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0
 Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")]
 Password = Annotated[str, text(128, min_length=8)]
 Tag = Annotated[str, text(40)]
+# /api/articles/feed is the feed: no article may have that slug.
+RESERVED_SLUGS = frozenset({"feed"})
+
+
+def _not_reserved(slug: str) -> str:
+    if slug in RESERVED_SLUGS:
+        raise ValueError(f"'{slug}' is not an article's slug")
+    return slug
+
+
+# What service.slugs makes: lower-case ASCII letters, digits and hyphens (a base of 80, a suffix).
+# The schema does not exclude the reserved slugs: by OpenAPI's own rule a concrete path
+# (/api/articles/feed) is matched before a templated one, so such a request is the other
+# operation's, and a fuzzer told "feed is invalid here" would send exactly that request.
+Slug = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9-]+$"), AfterValidator(_not_reserved)]
 CommentBody = Annotated[str, text(10_000)]
 
 MAX_TAGS = 10
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    # Serialization always writes every field, so the response schemas list fields with defaults
+    # as required too.
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        json_schema_serialization_defaults_required=True,
+    )
 
     def json_bytes(self) -> bytes:
         return self.__pydantic_serializer__.to_json(self, by_alias=True)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from schemas.base import Model
+from pydantic import Field
+
+from schemas.base import Model, Username
+
+
+class ProfilePath(Model):
+    username: Username = Field(description="the user's username")
 
 
 class Profile(Model):

@@ -9,7 +9,7 @@ from aiohttp import web
 from service import keys, metrics, security, shutdown
 from service.db import Lifecycle, connection_middleware, pool_ctx
 from service.errors import error_middleware
-from service.handlers import articles, comments, health, profiles, users
+from service.handlers import articles, comments, docs, health, profiles, users
 from service.observability import request_middleware
 from service.routing import Api
 from service.security import cors_middleware
@@ -39,7 +39,9 @@ def build_app(settings: Settings) -> web.Application:
     metrics.setup(app)  # after the pool: its sampler stops before the pool closes
     shutdown.setup(app)
     health.setup(app)
-    api_endpoints().setup(app)
+    api = api_endpoints()
+    api.setup(app)
+    docs.setup(app, api)
     return app
 
 

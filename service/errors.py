@@ -10,6 +10,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import ValidationError
 
+from schemas.errors import ErrorBody, ServerErrorBody
 from service import keys
 
 log = logging.getLogger("service.errors")
@@ -56,10 +57,14 @@ def validation_errors(error: ValidationError) -> dict[str, list[str]]:
     """pydantic's errors in the RealWorld shape: one key per field, its messages in a list."""
     result: dict[str, list[str]] = {}
     for item in error.errors(include_url=False):
-        names = [part for part in item["loc"] if isinstance(part, str) and part not in _ENVELOPES]
-        field = names[-1] if names else "body"
-        if item["type"] == "json_invalid":
-            field = "body"
+        loc = [part for part in item["loc"] if isinstance(part, str)]
+        names = [part for part in loc if part not in _ENVELOPES]
+        if item["type"] == "json_invalid" or not loc:
+            field = "body"  # the request body as a whole
+        elif not names:
+            field = loc[-1]  # the envelope itself is missing or not an object: {"article": ...}
+        else:
+            field = names[-1]
         result.setdefault(field, []).append(item["msg"])
     return result
 
@@ -93,11 +98,14 @@ def classify_database_error(error: BaseException) -> DatabaseUnavailable | None:
 
 
 def json_error(status: int, errors: dict[str, list[str]], request: web.Request, **extra: Any) -> web.Response:
-    body: dict[str, Any] = {"errors": errors}
+    """The error body, built from the models the OpenAPI document describes it with."""
     if status >= 500:
-        body["requestId"] = request.get(keys.REQUEST_ID)
-    response = web.json_response(body, status=status, headers=extra.get("headers"))
-    return response
+        body: ErrorBody = ServerErrorBody(errors=errors, request_id=request.get(keys.REQUEST_ID) or "unknown")
+    else:
+        body = ErrorBody(errors=errors)
+    return web.Response(
+        body=body.json_bytes(), status=status, content_type="application/json", headers=extra.get("headers")
+    )
 
 
 _HTTP_FIELDS = {401: "token", 404: "path", 405: "method", 413: "body", 415: "body", 429: "login"}

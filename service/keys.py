@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from service.auth import CurrentUser
     from service.db import Lease, Lifecycle
     from service.metrics import Metrics
+    from service.openapi import Document
     from service.security import Cors
     from service.settings import Settings
     from service.shutdown import InFlight
@@ -21,6 +22,7 @@ LIFECYCLE = web.AppKey("lifecycle", "Lifecycle")
 METRICS = web.AppKey("metrics", "Metrics")
 CORS = web.AppKey("cors", "Cors")
 IN_FLIGHT = web.AppKey("in_flight", "InFlight")
+OPENAPI = web.AppKey("openapi", "Document")
 
 LEASE = web.RequestKey("lease", "Lease")
 USER = web.RequestKey("user", "CurrentUser | None")

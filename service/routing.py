@@ -3,6 +3,7 @@ same declaration registers the aiohttp route and feeds the OpenAPI document."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,6 +21,18 @@ from service.sqlfiles import queries
 Auth = Literal["none", "optional", "required"]
 Handler = Callable[..., Awaitable[Any]]
 
+_PATH_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
+
+
+def path_parameters(path: str) -> list[str]:
+    """The names of a route template's parameters: '/a/{slug}/c/{id:\\d+}' -> ['slug', 'id']."""
+    return _PATH_PARAMETER.findall(path)
+
+
+def field_names(model: type[BaseModel]) -> list[str]:
+    """A model's field names as they appear on the wire (their aliases)."""
+    return [info.alias or name for name, info in model.model_fields.items()]
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -35,6 +48,8 @@ class Endpoint:
     transaction: bool = False
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
+    # The path parameters as a model: validated (422) and passed to the handler as `params`.
+    params: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
     errors: tuple[int, ...] = ()
@@ -42,14 +57,21 @@ class Endpoint:
     # own query of the user answers 401 when it is gone (saves a query).
     verify_user: bool = True
 
+    def __post_init__(self) -> None:
+        # Every path parameter is declared, so it is validated and documented by the same model.
+        declared = sorted(field_names(self.params)) if self.params is not None else []
+        if declared != sorted(path_parameters(self.path)):
+            raise ValueError(f"{self.operation_id}: params {declared} do not match the path {self.path}")
+
     def statuses(self) -> list[int]:
-        """Every status the operation can answer, for the OpenAPI document."""
-        codes = {self.status, 503}
+        """Every status the operation can answer, for the OpenAPI document. (405 belongs to no
+        operation: it answers a method that the path does not declare.)"""
+        codes = {self.status, 503}  # 503: the database cannot serve the request now
         if self.auth != "none":
-            codes.add(401)
+            codes.add(401)  # a bad token, even where the token is optional
         if self.body is not None:
             codes.update((413, 422))
-        if self.query is not None or "{" in self.path:
+        if self.query is not None or self.params is not None:
             codes.add(422)
         codes.update(self.errors)
         return sorted(codes)
@@ -95,6 +117,8 @@ def _adapter(endpoint: Endpoint) -> Handler:
         user = authenticate(request, requires) if endpoint.auth != "none" else None
         _check_path(request)
         kwargs: dict[str, Any] = {}
+        if endpoint.params is not None:
+            kwargs["params"] = _validate(endpoint.params, dict(request.match_info))
         if endpoint.query is not None:
             kwargs["query"] = _validate(endpoint.query, dict(request.query))
         if endpoint.body is not None:
@@ -106,7 +130,9 @@ def _adapter(endpoint: Endpoint) -> Handler:
             return result
         if result is None:
             return web.Response(status=204 if endpoint.status == 204 else endpoint.status)
-        return web.Response(body=result.json_bytes(), status=endpoint.status, content_type="application/json")
+        return web.Response(
+            body=result.json_bytes(), status=endpoint.status, content_type="application/json", charset="utf-8"
+        )
 
     handle.endpoint = endpoint  # type: ignore[attr-defined]
     handle.transactional = endpoint.transaction  # type: ignore[attr-defined]

@@ -91,8 +91,20 @@ def _get(url: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def test_serve_with_no_database_url_starts_the_embedded_server_and_becomes_ready(tmp_path):
+@pytest.fixture
+def pg_tmp_path():
+    """A folder the unprivileged `pgserver` user can keep reaching. Not pytest's tmp_path: every
+    pytest session that starts (another run as the same user) chmods /tmp/pytest-of-<user> back
+    to 0700, which cuts the server off from its data directory in the middle of a test."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="conduit-serve-") as folder:
+        yield Path(folder)
+
+
+def test_serve_with_no_database_url_starts_the_embedded_server_and_becomes_ready(pg_tmp_path):
     """What `make run` does: embedded PostgreSQL in PGDATA_DIR, migrations at start-up, serving."""
+    tmp_path = pg_tmp_path
     port = free_port()
     env = clean_env(PORT=str(port), PGDATA_DIR=str(tmp_path / "pgdata"))
     process = subprocess.Popen(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from schemas.comments import MultipleCommentsResponse, NewCommentRequest, SingleCommentResponse
+from schemas.articles import ArticlePath
+from schemas.comments import CommentPath, MultipleCommentsResponse, NewCommentRequest, SingleCommentResponse
 from service.db import connection
-from service.errors import ApiError, forbidden, not_found
+from service.errors import forbidden, not_found
 from service.handlers.common import comment
 from service.routing import Api, current_user, viewer_id
 from service.sqlfiles import queries
@@ -17,40 +18,33 @@ TAG = "Comments"
 
 
 @api.route("GET", "/api/articles/{slug}/comments", tag=TAG, summary="An article's comments, newest first",
-           auth="optional", response=MultipleCommentsResponse, errors=(404,))
-async def get_comments(request: web.Request) -> MultipleCommentsResponse:
+           auth="optional", params=ArticlePath, response=MultipleCommentsResponse, errors=(404,))
+async def get_comments(request: web.Request, params: ArticlePath) -> MultipleCommentsResponse:
     conn = await connection(request)
-    rows = await conn.fetch(_q.for_article, request.match_info["slug"], viewer_id(request))
+    rows = await conn.fetch(_q.for_article, params.slug, viewer_id(request))
     if not rows:
         raise not_found("article")
     return MultipleCommentsResponse(comments=[comment(row) for row in rows if row["id"] is not None])
 
 
 @api.route("POST", "/api/articles/{slug}/comments", tag=TAG, summary="Comment on an article", auth="required",
-           body=NewCommentRequest, response=SingleCommentResponse, transaction=True, errors=(404,))
-async def create_comment(request: web.Request, body: NewCommentRequest) -> SingleCommentResponse:
+           params=ArticlePath, body=NewCommentRequest, response=SingleCommentResponse, transaction=True,
+           errors=(404,))
+async def create_comment(request: web.Request, params: ArticlePath, body: NewCommentRequest) -> SingleCommentResponse:
     conn = await connection(request)
-    row = await conn.fetchrow(_q.insert, request.match_info["slug"], current_user(request).id, body.comment.body)
+    row = await conn.fetchrow(_q.insert, params.slug, current_user(request).id, body.comment.body)
     if row is None:
         raise not_found("article")
     return SingleCommentResponse(comment=comment(row))
 
 
-def _comment_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise ApiError(422, {"id": ["must be a positive integer"]})
-    return int(raw)
-
-
 @api.route("DELETE", "/api/articles/{slug}/comments/{id}", tag=TAG, summary="Delete a comment", auth="required",
-           status=204, transaction=True, errors=(403, 404))
-async def delete_comment(request: web.Request) -> None:
-    comment_id = _comment_id(request)
+           params=CommentPath, status=204, transaction=True, errors=(403, 404))
+async def delete_comment(request: web.Request, params: CommentPath) -> None:
     conn = await connection(request)
-    row = await conn.fetchrow(_q.author, request.match_info["slug"], comment_id)
+    row = await conn.fetchrow(_q.author, params.slug, params.id)
     if row is None:
         raise not_found("comment")
     if row["author_id"] != current_user(request).id:
         raise forbidden("comment")
-    await conn.execute(_q.delete, comment_id)
+    await conn.execute(_q.delete, params.id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
-from schemas.profiles import Profile, ProfileResponse
+from schemas.profiles import Profile, ProfilePath, ProfileResponse
 from service.db import connection
 from service.errors import not_found, unprocessable
 from service.routing import Api, current_user, viewer_id
@@ -25,25 +25,25 @@ def _profile(row: asyncpg.Record | None) -> ProfileResponse:
 
 
 @api.route("GET", "/api/profiles/{username}", tag=TAG, summary="A user's profile", auth="optional",
-           response=ProfileResponse, errors=(404,))
-async def get_profile(request: web.Request) -> ProfileResponse:
+           params=ProfilePath, response=ProfileResponse, errors=(404,))
+async def get_profile(request: web.Request, params: ProfilePath) -> ProfileResponse:
     conn = await connection(request)
-    return _profile(await conn.fetchrow(_q.by_username, request.match_info["username"], viewer_id(request)))
+    return _profile(await conn.fetchrow(_q.by_username, params.username, viewer_id(request)))
 
 
 @api.route("POST", "/api/profiles/{username}/follow", tag=TAG, summary="Follow a user", auth="required",
-           response=ProfileResponse, transaction=True, errors=(404, 422))
-async def follow_user(request: web.Request) -> ProfileResponse:
+           params=ProfilePath, response=ProfileResponse, transaction=True, errors=(404, 422))
+async def follow_user(request: web.Request, params: ProfilePath) -> ProfileResponse:
     me = current_user(request)
     conn = await connection(request)
-    row = await conn.fetchrow(_q.follow, request.match_info["username"], me.id)
+    row = await conn.fetchrow(_q.follow, params.username, me.id)
     if row is not None and row["id"] == me.id:
         raise unprocessable("username", "cannot follow yourself")
     return _profile(row)
 
 
 @api.route("DELETE", "/api/profiles/{username}/follow", tag=TAG, summary="Unfollow a user", auth="required",
-           response=ProfileResponse, transaction=True, errors=(404,))
-async def unfollow_user(request: web.Request) -> ProfileResponse:
+           params=ProfilePath, response=ProfileResponse, transaction=True, errors=(404,))
+async def unfollow_user(request: web.Request, params: ProfilePath) -> ProfileResponse:
     conn = await connection(request)
-    return _profile(await conn.fetchrow(_q.unfollow, request.match_info["username"], current_user(request).id))
+    return _profile(await conn.fetchrow(_q.unfollow, params.username, current_user(request).id))

@@ -85,7 +85,9 @@ RETURNING slug;
 DELETE FROM articles WHERE id = $1;
 
 -- name: favorite
-WITH article AS (SELECT id FROM articles WHERE slug = $2),
+-- FOR KEY SHARE: an article being deleted is waited for and then not found (404), instead of
+-- the insert failing its foreign key (500); and a delete waits for this insert to commit.
+WITH article AS (SELECT id FROM articles WHERE slug = $2 FOR KEY SHARE),
      added AS (
          INSERT INTO favorites (user_id, article_id) SELECT $1, id FROM article
          ON CONFLICT DO NOTHING

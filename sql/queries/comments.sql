@@ -10,7 +10,8 @@ SELECT c.id, c.created_at, c.updated_at, c.body,
  ORDER BY c.created_at DESC, c.id DESC;
 
 -- name: insert
-WITH article AS (SELECT id FROM articles WHERE slug = $1),
+-- FOR KEY SHARE, as in articles.favorite: an article deleted meanwhile is a 404, not a 500.
+WITH article AS (SELECT id FROM articles WHERE slug = $1 FOR KEY SHARE),
      added AS (
          INSERT INTO comments (article_id, author_id, body)
          SELECT id, $2, $3 FROM article
