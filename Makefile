@@ -46,6 +46,10 @@ FUZZ_ARGS ?=
 fuzz: $(STAMP)  ## schemathesis with the generated OpenAPI document; non-zero on any failure
 	FUZZ_PORT='$(FUZZ_PORT)' FUZZ_MAX_EXAMPLES='$(FUZZ_MAX_EXAMPLES)' FUZZ_ARGS='$(FUZZ_ARGS)' $(PY) tests/tools/fuzz.py
 
+.PHONY: test-outage
+test-outage: $(STAMP)  ## only the database outage, overload and PgBouncer tests
+	$(PY) -m pytest -m outage
+
 clean:
 	rm -rf $(VENV) .pgdata build dist *.egg-info
 

@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from service import keys
-from service.errors import DatabaseUnavailable
+from service.errors import ApiError, DatabaseUnavailable, classify_database_error
 from service.settings import Settings
 
 log = logging.getLogger("service.db")
@@ -24,17 +24,46 @@ READY_QUERY_TIMEOUT = 1.0
 
 
 def _ms(seconds: float) -> str:
-    return str(int(seconds * 1000))
+    return str(max(1, round(seconds * 1000)))  # 0 would mean "no limit" to PostgreSQL
 
 
-def session_settings(settings: Settings) -> dict[str, str]:
-    """Server-side limits for every session of the pool (sent as startup parameters)."""
+def server_timeouts(settings: Settings) -> dict[str, str]:
+    """The limits PostgreSQL enforces on the service's work, in milliseconds."""
     return {
-        "application_name": "conduit",
         "statement_timeout": _ms(settings.db_statement_timeout),
         "lock_timeout": _ms(settings.db_lock_timeout),
         "idle_in_transaction_session_timeout": _ms(settings.db_idle_in_transaction_timeout),
     }
+
+
+def session_settings(settings: Settings) -> dict[str, str]:
+    """Startup parameters for every session of the pool. Behind PgBouncer in transaction mode
+    (DB_POOL_MODE=transaction) the timeouts cannot travel here: PgBouncer refuses unknown startup
+    parameters, and a session setting would not follow the client across server connections
+    anyway. There they are set per transaction instead (`transaction_settings`)."""
+    parameters = {"application_name": "conduit"}
+    if settings.db_pool_mode == "session":
+        parameters.update(server_timeouts(settings))
+    return parameters
+
+
+def transaction_settings(settings: Settings) -> str | None:
+    """In transaction mode, the statement that opens every request's transaction: SET LOCAL holds
+    for exactly the transaction PgBouncer pins to one server connection. One round trip."""
+    if settings.db_pool_mode != "transaction":
+        return None
+    return "; ".join(f"SET LOCAL {name} = {value}" for name, value in server_timeouts(settings).items())
+
+
+# What "the database cannot be reached now" looks like while connecting (a refused or timed-out
+# socket, a server starting, stopping or full, or no server of the DSN accepting writes).
+UNREACHABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.TargetServerAttributeNotMatched,
+)
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -78,7 +107,7 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
     )
     try:
         return await asyncpg.create_pool(**options, min_size=settings.db_pool_min_size)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except UNREACHABLE as error:
         log.warning("database unreachable at start-up (%r); starting with an empty pool", error)
         return await asyncpg.create_pool(**options, min_size=0)
 
@@ -115,45 +144,75 @@ async def close_pool(pool: asyncpg.Pool) -> None:
 
 
 class Lease:
-    """One request's connection: taken from the pool on first use, given back exactly once."""
+    """One request's connection: taken from the pool on first use, given back exactly once.
 
-    __slots__ = ("_pool", "_timeout", "_transactional", "_conn", "_tx", "_done")
+    It runs in a transaction when the route declares one, and in DB_POOL_MODE=transaction always
+    (an implicit one, which commits whatever the handler did unless it failed unexpectedly, as
+    autocommit would have): that is where the SET LOCAL timeouts live. `broken` tells the
+    middleware that the connection died under the request (its backend was terminated, the
+    server restarted): that is the pool's stale connection, not the request's fault."""
 
-    def __init__(self, pool: asyncpg.Pool, timeout: float, transactional: bool) -> None:
+    __slots__ = (
+        "_pool", "_timeout", "_transactional", "_per_transaction", "_conn", "_tx", "_done",
+        "_autocommitted", "_committed", "broken",
+    )
+
+    def __init__(
+        self, pool: asyncpg.Pool, timeout: float, transactional: bool, per_transaction: str | None = None
+    ) -> None:
         self._pool = pool
         self._timeout = timeout
         self._transactional = transactional
+        self._per_transaction = per_transaction
         self._conn: asyncpg.Connection | None = None
         self._tx = None
         self._done = False
+        self._autocommitted = False  # a statement ran outside a transaction: it may have written
+        self._committed = False  # a commit was attempted: its work may be durable
+        self.broken = False
 
     @property
     def acquired(self) -> bool:
         return self._conn is not None
+
+    @property
+    def undone(self) -> bool:
+        """Nothing this lease ran can have been committed: running the request again is safe."""
+        return not (self._autocommitted or self._committed)
 
     async def connection(self) -> asyncpg.Connection:
         if self._conn is not None:
             return self._conn
         if self._done:
             raise RuntimeError("the request's connection was already given back")
-        try:
-            conn = await self._pool.acquire(timeout=self._timeout)
-        except asyncio.TimeoutError:
-            raise DatabaseUnavailable("pool_timeout", "no database connection is free; retry") from None
+        conn = await self._acquire()
         self._conn = conn
-        if self._transactional:
+        if self._transactional or self._per_transaction is not None:
             self._tx = conn.transaction()
             await self._tx.start()
+            if self._per_transaction is not None:
+                await conn.execute(self._per_transaction)
+        else:
+            self._autocommitted = True
         return conn
 
+    async def _acquire(self) -> asyncpg.Connection:
+        """A connection within DB_ACQUIRE_TIMEOUT. Waiting for a free one and opening a new one
+        (bounded by DB_CONNECT_TIMEOUT) both count; the answer says which ran out."""
+        try:
+            async with asyncio.timeout(self._timeout) as budget:
+                return await self._pool.acquire()
+        except TimeoutError:
+            if budget.expired():
+                raise DatabaseUnavailable("pool_timeout", "no database connection is free; retry") from None
+            raise DatabaseUnavailable("connect_timeout", "the database did not answer in time") from None
+
     async def put_back(self) -> None:
-        """Outside a transaction: give the connection back before slow work that needs no
-        database (a password hash); the next `connection()` takes one again."""
-        if self._tx is not None:
+        """Give the connection back before slow work that needs no database (a password hash);
+        the next `connection()` takes one again. An implicit transaction commits first."""
+        if self._transactional:
             raise RuntimeError("a transactional request keeps its connection until it ends")
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await self._pool.release(conn)
+        await self._give_back(commit=True)
 
     async def release(self, commit: bool) -> None:
         """Commit or roll back the request's transaction, then return the connection.
@@ -163,13 +222,17 @@ class Lease:
         if self._done:
             return
         self._done = True
+        await self._give_back(commit)
+
+    async def _give_back(self, commit: bool) -> None:
         conn, tx = self._conn, self._tx
         self._conn = self._tx = None
         if conn is None:
             return
         try:
-            if tx is not None and not conn.is_closed():
+            if tx is not None and not _is_dead(conn):
                 if commit:
+                    self._committed = True
                     await tx.commit()
                 else:
                     try:
@@ -177,7 +240,20 @@ class Lease:
                     except Exception as error:  # noqa: BLE001
                         log.debug("rollback failed, the pool will reset the connection: %r", error)
         finally:
-            await self._pool.release(conn)
+            if _is_dead(conn):
+                self.broken = True
+            try:
+                await self._pool.release(conn)
+            except Exception as error:  # noqa: BLE001 - asyncpg has terminated it; the pool goes on
+                self.broken = True
+                log.info("a connection could not be reset and was closed: %r", error)
+
+
+def _is_dead(conn: asyncpg.Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # its socket closed and asyncpg already took it back
+        return True
 
 
 def transactional(handler: Callable[..., Awaitable]) -> Callable[..., Awaitable]:
@@ -187,23 +263,75 @@ def transactional(handler: Callable[..., Awaitable]) -> Callable[..., Awaitable]
     return handler
 
 
+# Errors after which the request's transaction, rolled back, is worth one more run on a fresh
+# connection: a statement prepared before a schema change (asyncpg retries those itself only
+# outside a transaction), and a server that turned read-only under a pooled connection (a
+# failover; the pool's connections are recycled first, so the retry connects anew).
+RETRY_ONCE = (
+    asyncpg.InvalidCachedStatementError,
+    asyncpg.OutdatedSchemaCacheError,
+    asyncpg.ReadOnlySQLTransactionError,
+)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# A handler's own answer (404, 422, ...): final, whatever became of its connection afterwards.
+ANSWERS = (ApiError, web.HTTPException)
+
+
 @web.middleware
 async def connection_middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
-    """Lend the request a lazy connection; commit on a success response, roll back otherwise."""
+    """Lend the request a lazy connection; commit on a success response, roll back otherwise.
+
+    When the request failed on a connection that died under it (a pooled connection whose
+    backend was killed or restarted), or on one of RETRY_ONCE, and nothing it did can have been
+    committed (or it is a GET), it runs once more with a fresh lease. The body was read and
+    validated before any connection was taken and aiohttp keeps it, so the second run sees the
+    same request."""
     pool = request.app.get(keys.POOL)
     if pool is None:
         return await handler(request)
+    try:
+        return await _with_lease(request, handler, pool)
+    except ANSWERS:
+        raise
+    except Exception as error:
+        lease = request[keys.LEASE]
+        if not (lease.broken or isinstance(error, RETRY_ONCE)):
+            raise
+        if not (lease.undone or request.method in SAFE_METHODS):
+            raise
+        log.warning("%s %s failed on its connection (%r); running it once more", request.method, request.path, error)
+    return await _with_lease(request, handler, pool)
+
+
+async def _with_lease(request: web.Request, handler: Callable, pool: asyncpg.Pool) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
-    route_handler = request.match_info.handler
-    lease = Lease(pool, settings.db_acquire_timeout, getattr(route_handler, "transactional", False))
+    explicit = getattr(request.match_info.handler, "transactional", False)
+    lease = Lease(pool, settings.db_acquire_timeout, explicit, transaction_settings(settings))
     request[keys.LEASE] = lease
     try:
-        response = await handler(request)
-    except BaseException:
-        await lease.release(commit=False)
+        try:
+            response = await handler(request)
+        except ANSWERS:
+            # An implicit transaction keeps what the handler wrote before it answered with an
+            # error of its own (a failed login is recorded, then 401), as autocommit would.
+            await lease.release(commit=not explicit)
+            raise
+        except BaseException:
+            await lease.release(commit=False)
+            raise
+        await lease.release(commit=response.status < 400 or not explicit)
+        return response
+    except ANSWERS:
         raise
-    await lease.release(commit=response.status < 400)
-    return response
+    except Exception as error:
+        if lease.broken or isinstance(error, asyncpg.ReadOnlySQLTransactionError):
+            # One dead connection means its siblings are suspect too (the server restarted, or
+            # turned read-only in a failover): recycle them all, so the next use connects anew.
+            await pool.expire_connections()
+        if lease.broken and classify_database_error(error) is None:
+            # Whatever asyncpg raised (it may be a protocol-state error), the cause is the server.
+            raise DatabaseUnavailable("connection", "the database connection failed") from error
+        raise
 
 
 async def connection(request: web.Request) -> asyncpg.Connection:
@@ -223,8 +351,13 @@ async def put_back(request: web.Request) -> None:
     await request[keys.LEASE].put_back()
 
 
-async def ping(pool: asyncpg.Pool) -> None:
-    """One trivial query, bounded: raises when the database cannot answer within a second."""
+async def ping(pool: asyncpg.Pool, *, writable: bool = False) -> None:
+    """One trivial query, bounded: raises when the database cannot answer within a second, or,
+    when `writable`, when the server has turned read-only (a failover: the pool's connections
+    are recycled so that new ones find the writable server)."""
     async with asyncio.timeout(READY_QUERY_TIMEOUT):
         async with pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
+            read_only = await conn.fetchval("SELECT current_setting('transaction_read_only') = 'on'")
+    if writable and read_only:
+        await pool.expire_connections()
+        raise DatabaseUnavailable("read_only", "the database is read-only")

@@ -38,10 +38,13 @@ def free_port() -> int:
 class EmbeddedPostgres:
     """One data directory, one server; `start()` returns a DSN for the `postgres` database."""
 
-    def __init__(self, pgdata: Path, *, port: int | None = None, durable: bool = True) -> None:
+    def __init__(
+        self, pgdata: Path, *, port: int | None = None, durable: bool = True, options: dict[str, str] | None = None
+    ) -> None:
         self.pgdata = Path(pgdata).resolve()
         self.port = port
         self.durable = durable
+        self.options = options or {}  # extra server settings (tests start one with a small max_connections)
         self.bin = _bin_dir()
         self.user = SYSTEM_USER if os.geteuid() == 0 else None
 
@@ -114,6 +117,7 @@ class EmbeddedPostgres:
         ]
         if not self.durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        options += [f"-c {name}={value}" for name, value in self.options.items()]
         self._run(
             "pg_ctl", "-D", str(self.pgdata), "-l", str(self.pgdata / "server.log"), "-w", "-t", "60",
             "-o", " ".join(options), "start",

@@ -12,7 +12,7 @@ import logging
 
 import asyncpg
 
-from service.db import connect_options
+from service.db import UNREACHABLE, connect_options
 from service.settings import Settings
 from service.sqlfiles import Migration, migrations
 
@@ -88,7 +88,7 @@ async def migrate_when_reachable(settings: Settings, done: asyncio.Event) -> Non
         except MigrationError:
             log.exception("migrations failed; the service stays unready")
             return
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except UNREACHABLE as error:
             log.warning("database not reachable for migrations (%r); retrying in %.1fs", error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_DELAY)

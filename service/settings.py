@@ -11,6 +11,7 @@ from typing_extensions import Annotated
 
 DEV_JWT_SECRET = "development-only-secret-change-me-0123456789"
 MIN_JWT_SECRET_LENGTH = 32
+ASYNCPG_STATEMENT_CACHE_SIZE = 100  # asyncpg's own default
 
 
 def _split_csv(value: object) -> object:
@@ -42,7 +43,10 @@ class Settings(BaseSettings):
     db_statement_timeout: float = Field(5.0, gt=0)
     db_lock_timeout: float | None = Field(None, gt=0)
     db_idle_in_transaction_timeout: float = Field(60.0, gt=0)
-    db_statement_cache_size: int = Field(100, ge=0)
+    db_statement_cache_size: int | None = Field(None, ge=0)
+    # "transaction" when DATABASE_URL points at PgBouncer with pool_mode = transaction: the
+    # session timeouts are then set per transaction, and the statement cache defaults to off.
+    db_pool_mode: Literal["session", "transaction"] = "session"
     db_target_session_attrs: Literal[
         "any", "primary", "standby", "prefer-standby", "read-write", "read-only"
     ] = "read-write"
@@ -82,6 +86,9 @@ class Settings(BaseSettings):
         defaults = {
             "jwt_secret": self.jwt_secret or DEV_JWT_SECRET,
             "db_lock_timeout": self.db_lock_timeout or self.db_statement_timeout,
+            "db_statement_cache_size": self.db_statement_cache_size
+            if self.db_statement_cache_size is not None
+            else (0 if self.db_pool_mode == "transaction" else ASYNCPG_STATEMENT_CACHE_SIZE),
             "shutdown_delay": self.shutdown_delay if self.shutdown_delay is not None else (5.0 if production else 0.0),
             "migrate_on_start": self.migrate_on_start if self.migrate_on_start is not None else not production,
             "cors_origins": self.cors_origins if self.cors_origins is not None else ([] if production else ["*"]),

@@ -22,8 +22,9 @@ async def readyz(request: web.Request) -> web.Response:
         return _unready(request, "shutting down")
     if not lifecycle.migrated.is_set():
         return _unready(request, "database not migrated yet")
+    writable = request.app[keys.SETTINGS].db_target_session_attrs in ("read-write", "primary")
     try:
-        await ping(request.app[keys.POOL])
+        await ping(request.app[keys.POOL], writable=writable)
     except Exception as error:  # noqa: BLE001 - any failure means not ready
         log.info("readiness check failed: %r", error)
         return _unready(request, "database unreachable")
