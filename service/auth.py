@@ -51,9 +51,12 @@ def decode_token(token: str, secret: str) -> int:
             algorithms=[ALGORITHM],
             options={"require": ["exp", "iat", "nbf", "sub"]},
         )
-        return int(claims["sub"])
+        user_id = int(claims["sub"])
     except (jwt.PyJWTError, ValueError, TypeError):
         raise unauthorized() from None
+    if not 0 < user_id < 2**63:  # users.id is a bigint; anything else would fail in the query
+        raise unauthorized()
+    return user_id
 
 
 def token_from_header(request: web.Request) -> str | None:
