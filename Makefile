@@ -61,3 +61,7 @@ test-outage: $(STAMP)  ## only the database outage, overload and PgBouncer tests
 
 clean:
 	rm -rf $(VENV) .pgdata .bench build dist *.egg-info
+
+.PHONY: test-security
+test-security: $(STAMP)  ## the security tests: tokens, permissions, bounds, leaks, login limit, headers, CORS, property test
+	$(PY) -m pytest tests/test_security_*.py

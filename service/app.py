@@ -6,12 +6,13 @@ import logging
 
 from aiohttp import web
 
-from service import keys, metrics, shutdown
+from service import keys, metrics, security, shutdown
 from service.db import Lifecycle, connection_middleware, pool_ctx
 from service.errors import error_middleware
 from service.handlers import articles, comments, docs, health, profiles, users
 from service.observability import request_middleware
 from service.routing import Api
+from service.security import cors_middleware
 from service.settings import Settings, load_settings
 
 API_MODULES = (users, profiles, articles, comments)
@@ -27,12 +28,13 @@ def api_endpoints() -> Api:
 
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[request_middleware, error_middleware, connection_middleware],
+        middlewares=[request_middleware, error_middleware, cors_middleware, connection_middleware],
         client_max_size=settings.max_body_size,
         handler_args={},
     )
     app[keys.SETTINGS] = settings
     app[keys.LIFECYCLE] = Lifecycle()
+    security.setup(app, settings.cors_origins)
     app.cleanup_ctx.append(pool_ctx)
     metrics.setup(app)  # after the pool: its sampler stops before the pool closes
     shutdown.setup(app)

@@ -67,6 +67,8 @@ def decode_token(token: str, secret: str) -> int:
     now = time.time()
     if issued > now or not_before > now or expires <= now:  # PyJWT's own rules, with no leeway
         raise unauthorized()
+    if not 0 < user_id < 2**63:  # users.id is a bigint; anything else would fail in the query
+        raise unauthorized()
     return user_id
 
 

@@ -139,5 +139,6 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             return json_error(
                 503, {"database": [unavailable.message]}, request, headers={"Retry-After": RETRY_AFTER_SECONDS}
             )
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        request_id = request.get(keys.REQUEST_ID)
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
         return json_error(500, {"server": ["internal error"]}, request)

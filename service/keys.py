@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from service.db import Lease, Lifecycle
     from service.metrics import Metrics
     from service.openapi import Document
+    from service.security import Cors
     from service.settings import Settings
     from service.shutdown import InFlight
 
@@ -19,6 +20,7 @@ SETTINGS = web.AppKey("settings", "Settings")
 POOL = web.AppKey("pool", asyncpg.Pool)
 LIFECYCLE = web.AppKey("lifecycle", "Lifecycle")
 METRICS = web.AppKey("metrics", "Metrics")
+CORS = web.AppKey("cors", "Cors")
 IN_FLIGHT = web.AppKey("in_flight", "InFlight")
 OPENAPI = web.AppKey("openapi", "Document")
 

@@ -18,16 +18,29 @@ _users = queries("users")
 
 def client_address(request: web.Request) -> str:
     """The connection's peer; X-Forwarded-For is believed only when the peer is a trusted proxy,
-    and then the right-most address that is not itself a trusted proxy is the client."""
+    and then the right-most address that is not itself a trusted proxy is the client. An entry
+    that is not an IP address ends the chain: the last proxy we trust is all we know."""
     peer = request.remote or "unknown"
     trusted = request.app[keys.SETTINGS].trusted_proxies
     if not trusted or not _is_trusted(peer, trusted):
         return peer
-    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
-    for address in reversed(forwarded):
+    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
+    client = peer
+    for entry in reversed(forwarded):
+        address = _ip(entry)
+        if address is None:
+            break
+        client = address
         if not _is_trusted(address, trusted):
-            return address
-    return peer
+            break
+    return client
+
+
+def _ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
 
 
 def _is_trusted(address: str, trusted: list[str]) -> bool:
@@ -48,23 +61,27 @@ def login_keys(request: web.Request, email: str) -> list[str]:
     return [f"account:{email.lower()}", f"address:{client_address(request)}"]
 
 
-async def check_login_allowed(conn: asyncpg.Connection, request: web.Request, login_keys: list[str]) -> None:
-    """429 with Retry-After when the account or the address has used up its failures."""
+async def begin_login_attempt(conn: asyncpg.Connection, request: web.Request, login_keys: list[str]) -> list[int]:
+    """Enter the attempt as a failure of the account and of the address, then count: 429 with
+    Retry-After when either has more than LOGIN_MAX_FAILURES in the window. Entering before
+    counting (each statement committed on its own) means concurrent attempts see each other, so
+    a burst of parallel guesses gets no more tries than a sequence would. The entry stays as the
+    failure unless the password turns out right (`login_succeeded`)."""
     settings = request.app[keys.SETTINGS]
-    rows = await conn.fetch(_users.recent_failures, login_keys, float(settings.login_window))
-    blocked = [row for row in rows if row["failures"] >= settings.login_max_failures]
+    window = float(settings.login_window)
+    entries = [row["id"] for row in await conn.fetch(_users.reserve_attempt, login_keys, window)]
+    rows = await conn.fetch(_users.recent_failures, login_keys, window, settings.login_max_failures)
+    blocked = [row for row in rows if row["failures"] > settings.login_max_failures]
     if blocked:
+        await conn.execute(_users.forget_attempt, entries)  # a refused attempt is not a try
         wait = max(row["retry_in"].total_seconds() for row in blocked)
         raise ApiError(
             429,
             {"login": ["too many failed logins; try again later"]},
             {"Retry-After": str(max(1, math.ceil(wait)))},
         )
+    return entries
 
 
-async def record_login_failure(conn: asyncpg.Connection, request: web.Request, login_keys: list[str]) -> None:
-    await conn.execute(_users.record_failure, login_keys, float(request.app[keys.SETTINGS].login_window))
-
-
-async def clear_login_failures(conn: asyncpg.Connection, login_keys: list[str]) -> None:
-    await conn.execute(_users.clear_failures, login_keys[0])
+async def login_succeeded(conn: asyncpg.Connection, login_keys: list[str], entries: list[int]) -> None:
+    await conn.execute(_users.clear_failures, login_keys[0], entries)

@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
+# Errors that say "the server cannot run this now" rather than "this SQL is wrong".
+_TRANSIENT = (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, asyncpg.InsufficientResourcesError)
+
+
 class MigrationError(Exception):
     """A migration cannot be applied safely (for example an applied file was edited)."""
 
@@ -57,7 +61,13 @@ async def apply_migrations(conn: asyncpg.Connection, files: list[Migration] | No
                         "(checksum mismatch); add a new migration instead of editing it"
                     )
                 continue
-            await conn.execute(migration.sql)
+            try:
+                await conn.execute(migration.sql)
+            except _TRANSIENT:
+                raise
+            except asyncpg.PostgresError as error:
+                # An error in the file itself: retrying cannot help, a person must fix it.
+                raise MigrationError(f"migration {migration.version} failed: {error!r}") from error
             await conn.execute(
                 "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)",
                 migration.version,

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
                 raise ValueError("DATABASE_URL must be set when APP_ENV=production")
             if not self.jwt_secret:
                 raise ValueError("JWT_SECRET must be set when APP_ENV=production")
+            if self.jwt_secret == DEV_JWT_SECRET:
+                raise ValueError("JWT_SECRET must not be the development secret when APP_ENV=production")
         if self.jwt_secret is not None and len(self.jwt_secret) < MIN_JWT_SECRET_LENGTH:
             raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters")
         if self.db_pool_min_size > self.db_pool_max_size:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from service import keys
@@ -38,3 +40,19 @@ async def test_readyz_is_503_while_draining(client):
     assert ready.status == 503
     assert (await ready.json())["reason"] == "shutting down"
     assert (await client.get("/livez")).status == 200
+
+
+async def test_readyz_stays_200_while_the_pool_is_saturated(make_client):
+    """Overload is not unreadiness: taking every busy instance out of rotation would cascade."""
+    from tests.test_connection_handling import Probe
+
+    probe = Probe()
+    client = await make_client(routes=probe.install, DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="0", DB_ACQUIRE_TIMEOUT="0.2")
+    holder = asyncio.create_task(client.get("/t/hold"))
+    await asyncio.wait_for(probe.entered.wait(), 5)
+    assert (await client.get("/api/tags")).status == 503
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert await ready.json() == {"status": "ready", "pool": "saturated"}
+    probe.release.set()
+    assert (await holder).status == 200

@@ -66,13 +66,29 @@ async def test_a_failing_migration_leaves_nothing_half_applied(fresh_database):
     conn = await asyncpg.connect(fresh_database)
     try:
         broken = Migration("0001_broken", "CREATE TABLE half (id int); SELECT no_such_function()")
-        with pytest.raises(asyncpg.UndefinedFunctionError):
+        with pytest.raises(MigrationError, match="0001_broken failed") as failure:
             await apply_migrations(conn, [broken])
+        assert isinstance(failure.value.__cause__, asyncpg.UndefinedFunctionError)
         assert await conn.fetchval("SELECT to_regclass('half')") is None
         # Not even the bookkeeping table survived: the file's transaction rolled back whole.
         assert await conn.fetchval("SELECT to_regclass('schema_migrations')") is None
     finally:
         await conn.close()
+
+
+async def test_a_broken_file_at_start_up_is_not_retried_forever(fresh_database, caplog):
+    """The start-up migrator retries only while the database is unreachable; a file with an SQL
+    error stops it (readiness stays off) instead of looping."""
+    from unittest.mock import patch
+
+    from service import migrate as migrate_module
+
+    broken = [Migration("0001_broken", "SELECT no_such_function()")]
+    done = asyncio.Event()
+    with patch.object(migrate_module, "migrations", return_value=broken):
+        await asyncio.wait_for(migrate_module.migrate_when_reachable(Settings(database_url=fresh_database), done), 10)
+    assert not done.is_set()
+    assert "0001_broken failed" in caplog.text
 
 
 async def test_concurrent_runners_apply_each_file_once(fresh_database):

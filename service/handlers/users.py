@@ -10,7 +10,7 @@ from service import keys
 from service.auth import hash_password, issue_token, verify_password
 from service.db import connection, put_back
 from service.errors import ApiError, unauthorized
-from service.limits import check_login_allowed, clear_login_failures, login_keys, record_login_failure
+from service.limits import begin_login_attempt, login_keys, login_succeeded
 from service.routing import Api, current_user
 from service.sqlfiles import queries
 
@@ -57,15 +57,14 @@ async def login(request: web.Request, body: LoginUserRequest) -> UserResponse:
     credentials = body.user
     limit_keys = login_keys(request, credentials.email)
     conn = await connection(request)
-    await check_login_allowed(conn, request, limit_keys)
+    attempt = await begin_login_attempt(conn, request, limit_keys)  # counted as a failure until it succeeds
     found = await conn.fetchrow(_q.credentials_by_email, credentials.email)
     await put_back(request)  # argon2 takes tens of milliseconds: hold no pool slot meanwhile
-    valid = await verify_password(found["password_hash"] if found else None, credentials.password)
+    # An unknown email costs one argon2 verification too (against a dummy hash): same time.
+    if not await verify_password(found["password_hash"] if found else None, credentials.password):
+        raise ApiError(401, {"credentials": ["email or password is invalid"]})  # the entry stays: a failure
     conn = await connection(request)
-    if not valid:
-        await record_login_failure(conn, request, limit_keys)
-        raise ApiError(401, {"credentials": ["email or password is invalid"]})
-    await clear_login_failures(conn, limit_keys)
+    await login_succeeded(conn, limit_keys, attempt)
     row = await conn.fetchrow(_q.by_id, found["id"])
     return _user(request, row)
 

@@ -31,19 +31,30 @@ UPDATE users
  WHERE id = $1
 RETURNING id, username, email, bio, image;
 
--- name: recent_failures
--- How many failed logins each key has inside the window, and when its oldest one expires.
-SELECT key, count(*) AS failures, min(failed_at) + make_interval(secs => $2) - now() AS retry_in
-  FROM login_failures
- WHERE key = ANY($1::text[]) AND failed_at > now() - make_interval(secs => $2)
- GROUP BY key;
-
--- name: record_failure
+-- name: reserve_attempt
+-- A login attempt is entered as a failure before its password is checked, under both keys, so
+-- concurrent attempts count each other; expired entries of these keys are dropped on the way.
 WITH expired AS (
     DELETE FROM login_failures
      WHERE key = ANY($1::text[]) AND failed_at <= now() - make_interval(secs => $2)
 )
-INSERT INTO login_failures (key) SELECT unnest($1::text[]);
+INSERT INTO login_failures (key) SELECT unnest($1::text[])
+RETURNING id;
+
+-- name: recent_failures
+-- Failures per key inside the window (the current attempt included), and when enough of them
+-- will have expired for an attempt to be allowed again: the (count - $3)-th oldest one's expiry.
+SELECT key,
+       count(*) AS failures,
+       (array_agg(failed_at ORDER BY failed_at))[greatest(count(*)::int - $3, 1)]
+           + make_interval(secs => $2) - now() AS retry_in
+  FROM login_failures
+ WHERE key = ANY($1::text[]) AND failed_at > now() - make_interval(secs => $2)
+ GROUP BY key;
+
+-- name: forget_attempt
+DELETE FROM login_failures WHERE id = ANY($1::bigint[]);
 
 -- name: clear_failures
-DELETE FROM login_failures WHERE key = $1;
+-- A successful login: the account's failures go, and so does this attempt's own address entry.
+DELETE FROM login_failures WHERE key = $1 OR id = ANY($2::bigint[]);
