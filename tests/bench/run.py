@@ -3,10 +3,11 @@ side with reference points measured in the same run.
 
     python -m tests.bench.run                 # the table, the targets, 2 workers against 1
     python -m tests.bench.run --scale         # the cost of a list page at 1k, 10k, 100k articles
+    python -m tests.bench.run --levers [--against main]   # each lever on and off, back to back
     python -m tests.bench.run --only list,slug --duration 10
 
 Everything lives in .bench/ (a throwaway embedded PostgreSQL, logs) and is removed at the end
-unless --keep. Ports: BENCH_PORT (default 18160) and the next three."""
+unless --keep. Ports: BENCH_PORT (default 18160) and the next six."""
 
 from __future__ import annotations
 
@@ -328,10 +329,8 @@ TARGETS = [
 SINGLE_READS = ("slug", "slug_auth")
 
 
-def report(results: dict[str, Result], reference_rps: float, connections: int) -> bool:
+def report(results: dict[str, Result], reference_rps: float, reference_cpu: float, connections: int) -> bool:
     print()
-    reference = results.get("db")
-    reference_cpu = reference.app_us + reference.db_us if reference else 0.0
     header = (f"| {'endpoint':<44} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'non-2xx':>7} "
               f"| {'x pool+SELECT':>13} | {'app CPU us/req':>14} | {'db CPU us/req':>13} | {'x by CPU':>8} |")
     print(header)
@@ -403,10 +402,11 @@ def main_table(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> bool:
         # The reference again at the end: the machine is shared, so its drift says how noisy the run was.
         again = measure(wrk_path, reference, next(e for e in chosen if e.key == "db"), args)
         reference_rps = statistics.mean([results["db"].rps, again.rps])
+        reference_cpu = statistics.mean([r.app_us + r.db_us for r in (results["db"], again)])
         print(f"\n'pool + one SELECT' measured twice: {results['db'].rps:.0f} and {again.rps:.0f} req/s "
               f"(drift {abs(again.rps - results['db'].rps) / reference_rps:.0%}); ratios use the mean, "
               f"{reference_rps:.0f} req/s; {load_info()}")
-        ok = report(results, reference_rps, args.connections)
+        ok = report(results, reference_rps, reference_cpu, args.connections)
         service.stop()
         if args.workers_compare and workers == 1:
             compare_workers(args, wrk_path, dsn, chosen, results)
