@@ -9,6 +9,7 @@ values are served."""
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager, suppress
@@ -74,9 +75,25 @@ class Metrics:
     def render(self) -> bytes:
         if MULTIPROCESS:
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)
+            SizedFilesCollector(registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class SizedFilesCollector(MultiProcessCollector):
+    """prometheus-client's multiprocess collector, minus files a worker has created but not yet
+    sized: a new worker's file exists at 0 bytes for an instant, and reading it then fails the
+    whole scrape (prometheus/client_python#1199). A file never shrinks back to 0 bytes."""
+
+    def collect(self):  # type: ignore[override]
+        return self.merge([f for f in glob.glob(os.path.join(self._path, "*.db")) if _sized(f)], accumulate=True)
+
+
+def _sized(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except FileNotFoundError:  # a dead worker's live gauge, removed by the master meanwhile
+        return False
 
 
 async def metrics_view(request: web.Request) -> web.Response:

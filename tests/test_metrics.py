@@ -96,3 +96,26 @@ async def test_every_5xx_body_names_the_request_id(make_client):
 
 async def _waiting_on_lock(db) -> bool:
     return await conduit_backends(db, waiting_on_lock=True) >= 1
+
+
+def test_a_scrape_survives_a_worker_file_not_yet_sized(tmp_path):
+    """A worker that is starting has created its file but not sized it yet: the scrape that
+    meets it must still answer (with everyone else's values), not fail whole. (The stock
+    MultiProcessCollector fails this test with struct.error.)"""
+    import json
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.mmap_dict import MmapedDict
+
+    from service.metrics import SizedFilesCollector
+
+    written = MmapedDict(str(tmp_path / "counter_101.db"))
+    key = json.dumps(["http_requests", "http_requests_total", {"route": "/x"}, "HTTP requests answered"])
+    written.write_value(key, 3.0, 0.0)
+    written.close()
+    (tmp_path / "counter_102.db").touch()  # the starting worker's file, still 0 bytes
+
+    registry = CollectorRegistry()
+    SizedFilesCollector(registry, path=str(tmp_path))
+    text = generate_latest(registry).decode()
+    assert 'http_requests_total{route="/x"} 3.0' in text
