@@ -48,12 +48,17 @@ class Metrics:
         self.pool_in_use = Gauge("db_pool_in_use", "Pool connections lent to requests", **gauge)
         self.pool_idle = Gauge("db_pool_idle", "Pool connections open and free", **gauge)
         self.pool_waiting = Gauge("db_pool_waiting", "Requests waiting for a pool connection", **gauge)
+        self._children: dict[tuple[str, str, int], tuple] = {}
         self.db_errors = Counter("db_errors", "Database failures answered 503, by kind", ("kind",), registry=r)
 
     def observe_request(self, method: str, route: str, status: int, duration: float) -> None:
-        labels = (method if method in _METHODS else "other", route, str(status))
-        self.requests.labels(*labels).inc()
-        self.duration.labels(*labels).observe(duration)
+        key = (method if method in _METHODS else "other", route, status)
+        children = self._children.get(key)
+        if children is None:  # label sets are bounded: methods x route templates x statuses
+            labels = (key[0], route, str(status))
+            children = self._children[key] = (self.requests.labels(*labels), self.duration.labels(*labels))
+        children[0].inc()
+        children[1].observe(duration)
 
     def db_error(self, kind: str) -> None:
         self.db_errors.labels(kind).inc()

@@ -4,12 +4,12 @@ on: the outermost middleware."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
 import uuid
 
+import orjson
 from aiohttp import web
 
 from service import keys
@@ -59,17 +59,14 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
         if metrics is not None:
             metrics.observe_request(request.method, route, status, duration)
         if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                json.dumps(
-                    {
-                        "request_id": request_id,
-                        "method": request.method,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(duration * 1000, 2),
-                    }
-                )
-            )
+            line = {
+                "request_id": request_id,
+                "method": request.method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(duration * 1000, 2),
+            }
+            access_log.info(orjson.dumps(line).decode())
 
 
 def _stamp(request: web.Request, response: web.StreamResponse, request_id: str) -> None:
