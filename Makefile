@@ -4,13 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate gunicorn test-gunicorn conformance fuzz bench bench-scale bench-levers clean
+.PHONY: run test install migrate gunicorn test-gunicorn conformance fuzz bench bench-scale bench-levers constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "need python3.11 on PATH"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -58,6 +58,12 @@ fuzz: $(STAMP)  ## schemathesis with the generated OpenAPI document; non-zero on
 .PHONY: test-outage
 test-outage: $(STAMP)  ## only the database outage, overload and PgBouncer tests
 	$(PY) -m pytest -m outage
+
+constraints:  ## re-resolve pyproject.toml's dependencies in a fresh venv and pin them in constraints.txt
+	rm -rf .constraints-venv && $(PYTHON) -m venv .constraints-venv
+	.constraints-venv/bin/pip install --quiet --upgrade pip && .constraints-venv/bin/pip install --quiet -e '.[dev]'
+	{ head -2 constraints.txt; .constraints-venv/bin/pip freeze --all --exclude-editable | grep -v '^conduit'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .constraints-venv
 
 clean:
 	rm -rf $(VENV) .pgdata .bench build dist *.egg-info
