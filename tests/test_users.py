@@ -117,6 +117,7 @@ async def test_unknown_email_and_wrong_password_get_the_same_answer(client):
     wrong_password = await login(client, "jake@jake.jake", "not-the-password")
     unknown_email = await login(client, "nobody@jake.jake", "jakejakejake")
     assert await errors(wrong_password, 401) == await errors(unknown_email, 401)
+    assert wrong_password.headers["WWW-Authenticate"] == unknown_email.headers["WWW-Authenticate"] == "Token"
 
 
 async def test_login_validates_its_body(client):

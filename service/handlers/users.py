@@ -62,7 +62,7 @@ async def login(request: web.Request, body: LoginUserRequest) -> UserResponse:
     await put_back(request)  # argon2 takes tens of milliseconds: hold no pool slot meanwhile
     # An unknown email costs one argon2 verification too (against a dummy hash): same time.
     if not await verify_password(found["password_hash"] if found else None, credentials.password):
-        raise ApiError(401, {"credentials": ["email or password is invalid"]})  # the entry stays: a failure
+        raise ApiError(401, {"credentials": ["email or password is invalid"]}, {"WWW-Authenticate": "Token"})  # the entry stays: a failure
     conn = await connection(request)
     await login_succeeded(conn, limit_keys, attempt)
     row = await conn.fetchrow(_q.by_id, found["id"])
