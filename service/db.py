@@ -138,7 +138,7 @@ async def close_pool(pool: asyncpg.Pool) -> None:
     """pool.close() waits for every connection to be released: bound it, then terminate."""
     try:
         await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT)
-    except (asyncio.TimeoutError, Exception) as error:  # noqa: BLE001 - closing must never raise
+    except Exception as error:  # noqa: BLE001 - closing must never raise (TimeoutError included)
         log.warning("pool did not close within %ss (%r); terminating it", POOL_CLOSE_TIMEOUT, error)
         pool.terminate()
 
@@ -230,15 +230,20 @@ class Lease:
         if conn is None:
             return
         try:
-            if tx is not None and not _is_dead(conn):
-                if commit:
-                    self._committed = True
-                    await tx.commit()
-                else:
-                    try:
-                        await tx.rollback()
-                    except Exception as error:  # noqa: BLE001
-                        log.debug("rollback failed, the pool will reset the connection: %r", error)
+            if tx is not None and commit:
+                if _is_dead(conn):
+                    # The connection died after the handler's last statement: nothing was
+                    # committed, so the request must not answer success (the middleware may run
+                    # it once more, since it is undone).
+                    self.broken = True
+                    raise DatabaseUnavailable("connection", "the database connection failed")
+                self._committed = True
+                await tx.commit()
+            elif tx is not None and not _is_dead(conn):
+                try:
+                    await tx.rollback()
+                except Exception as error:  # noqa: BLE001
+                    log.debug("rollback failed, the pool will reset the connection: %r", error)
         finally:
             if _is_dead(conn):
                 self.broken = True

@@ -69,6 +69,8 @@ async def begin_login_attempt(conn: asyncpg.Connection, request: web.Request, lo
     failure unless the password turns out right (`login_succeeded`)."""
     settings = request.app[keys.SETTINGS]
     window = float(settings.login_window)
+    if conn.is_in_transaction():
+        await conn.fetchval(_users.lock_attempt_keys, login_keys)
     entries = [row["id"] for row in await conn.fetch(_users.reserve_attempt, login_keys, window)]
     rows = await conn.fetch(_users.recent_failures, login_keys, window, settings.login_max_failures)
     blocked = [row for row in rows if row["failures"] > settings.login_max_failures]

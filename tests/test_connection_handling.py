@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from service import keys
-from service.db import connection, transactional
+from service.db import _is_dead, connection, transactional
 from service.errors import ApiError
 
 
@@ -197,3 +197,28 @@ async def test_put_back_frees_the_slot_and_the_next_use_takes_another(make_clien
     assert (await client.get("/t/put-back")).status == 200
     assert seen == {"during": 1, "after_put_back": 0, "again": 1}
     assert in_use(pool_of(client)) == 0
+
+
+async def test_a_commit_on_a_connection_that_died_is_never_answered_as_success(make_client, db):
+    """The backend dies after the handler's last statement: its transaction never commits, so the
+    request may not answer 201. Nothing was committed, so it runs once more, and stores once."""
+    runs: list[int] = []
+
+    def install(app: web.Application) -> None:
+        @transactional
+        async def handler(request: web.Request) -> web.Response:
+            conn = await connection(request)
+            await conn.execute("INSERT INTO tags (name) VALUES ('once')")
+            runs.append(conn.get_server_pid())
+            if len(runs) == 1:
+                await db.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+                await wait_until(lambda: _is_dead(conn))  # asyncpg has seen the EOF
+            return web.json_response({}, status=201)
+
+        app.router.add_post("/t/dies-before-commit", handler)
+
+    client = await make_client(routes=install)
+    response = await client.post("/t/dies-before-commit")
+    assert response.status == 201
+    assert len(runs) == 2  # the first run's answer was not sent: it ran once more
+    assert await db.fetchval("SELECT count(*) FROM tags WHERE name = 'once'") == 1

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import pytest
+
 from tests.helpers import register
 
 MAX = 3
@@ -117,11 +119,14 @@ async def test_garbage_forwarded_for_from_a_trusted_proxy_is_no_error(make_clien
     assert keys == {"address:127.0.0.1", "address:fe80::1%eth0"}
 
 
-async def test_a_burst_of_parallel_guesses_gets_no_more_tries_than_a_sequence(make_client, db):
+@pytest.mark.parametrize("pool_mode", ["session", "transaction"])
+async def test_a_burst_of_parallel_guesses_gets_no_more_tries_than_a_sequence(make_client, db, pool_mode):
     """Each attempt is entered before its password is checked, so parallel attempts count each
-    other: of many at once, at most LOGIN_MAX_FAILURES are answered 401, the rest 429."""
+    other: of many at once, at most LOGIN_MAX_FAILURES are answered 401, the rest 429. In
+    transaction mode (PgBouncer) the entry is inside the request's transaction, so attempts on
+    the same keys are serialized by an advisory lock until it commits."""
     client = await make_client(**LIMITS, TRUSTED_PROXIES="127.0.0.1", DB_POOL_MAX_SIZE="16",
-                               DB_ACQUIRE_TIMEOUT="10")
+                               DB_ACQUIRE_TIMEOUT="10", DB_POOL_MODE=pool_mode)
     await register(client, "dave", password="right-password")
     attempts = [client.post("/api/users/login", json=login("dave@example.com", f"guess-{i:04}"),
                             headers=from_address()) for i in range(12)]

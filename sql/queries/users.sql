@@ -31,6 +31,13 @@ UPDATE users
  WHERE id = $1
 RETURNING id, username, email, bio, image;
 
+-- name: lock_attempt_keys
+-- Within a transaction (DB_POOL_MODE=transaction), entries are not seen by others until commit:
+-- serialize attempts on the same keys instead (in key order, so two attempts cannot deadlock).
+-- In autocommit mode the lock ends with the statement, and each entry is visible at once anyway.
+SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0)))
+  FROM (SELECT unnest($1::text[]) AS key ORDER BY 1) AS keys;
+
 -- name: reserve_attempt
 -- A login attempt is entered as a failure before its password is checked, under both keys, so
 -- concurrent attempts count each other; expired entries of these keys are dropped on the way.
