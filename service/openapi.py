@@ -31,6 +31,7 @@ JSON = "application/json"
 
 # Each error status: the reusable response's name, its meaning here, and the headers it carries.
 _ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
+    400: ("BadRequest", "The request body did not arrive whole (the client closed the connection).", ()),
     401: ("Unauthorized", "The token is missing, malformed, expired or names no user (at login: wrong credentials).",
           ("WWW-Authenticate",)),
     403: ("Forbidden", "The resource belongs to another user.", ()),

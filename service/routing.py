@@ -70,7 +70,7 @@ class Endpoint:
         if self.auth != "none":
             codes.add(401)  # a bad token, even where the token is optional
         if self.body is not None:
-            codes.update((413, 422))
+            codes.update((400, 413, 422))  # 400: the body did not arrive whole (the client left)
         if self.query is not None or self.params is not None:
             codes.add(422)
         codes.update(self.errors)
@@ -128,7 +128,7 @@ def _adapter(endpoint: Endpoint) -> Handler:
         if isinstance(result, web.StreamResponse):
             return result
         if result is None:
-            return web.Response(status=204 if endpoint.status == 204 else endpoint.status)
+            return web.Response(status=endpoint.status)
         return web.Response(
             body=result.json_bytes(), status=endpoint.status, content_type="application/json", charset="utf-8"
         )
@@ -154,7 +154,12 @@ async def read_body(request: web.Request, model: type[BaseModel]) -> Any:
         raise ApiError(413, {"body": [f"request body is larger than {limit} bytes"]})
     if request.content_type != "application/json":
         raise unprocessable("body", "expected Content-Type: application/json")
-    raw = await request.read()  # aiohttp stops at client_max_size (413) for chunked bodies
+    try:
+        raw = await request.read()  # aiohttp stops at client_max_size (413) for chunked bodies
+    except ConnectionError:
+        # The client went away mid-body: its fault, not the database's (which the generic
+        # ConnectionError mapping in service/errors.py would otherwise report).
+        raise ApiError(400, {"body": ["the request body did not arrive whole"]}) from None
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:

@@ -222,3 +222,25 @@ async def test_a_commit_on_a_connection_that_died_is_never_answered_as_success(m
     assert response.status == 201
     assert len(runs) == 2  # the first run's answer was not sent: it ran once more
     assert await db.fetchval("SELECT count(*) FROM tags WHERE name = 'once'") == 1
+
+
+async def test_a_client_leaving_mid_body_is_its_fault_not_a_database_outage(client):
+    """A hang-up while the body is read answers 400 (logged and counted as such), not a 503
+    counted among database errors."""
+    metrics = client.server.app[keys.METRICS]
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        b"POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n{\"user\":"
+    )
+    await writer.drain()
+    writer.close()
+    labels = {"method": "POST", "route": "/api/users"}
+
+    def answered(status: str) -> float | None:
+        return metrics.registry.get_sample_value("http_requests_total", {**labels, "status": status})
+
+    await wait_until(lambda: answered("400") or answered("503"))
+    assert answered("400") == 1
+    assert answered("503") is None
+    assert metrics.registry.get_sample_value("db_errors_total", {"kind": "connection"}) is None

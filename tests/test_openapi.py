@@ -79,7 +79,7 @@ def test_the_document_follows_the_declarations():
     validate(document)
     operation = document["paths"]["/api/notes"]["post"]
     assert operation["description"] == "Notes are short."
-    assert sorted(operation["responses"]) == ["201", "401", "409", "413", "422", "503"]
+    assert sorted(operation["responses"]) == ["201", "400", "401", "409", "413", "422", "503"]
     assert operation["security"] == [{"Token": []}]
     note = document["components"]["schemas"]["Note"]
     assert note["required"] == ["title", "pageCount"]
