@@ -129,8 +129,10 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in list(lifecycle.background):
+        tasks = list(lifecycle.background)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # the migrator's own connection closes
         await close_pool(pool)
 
 
