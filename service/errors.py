@@ -107,7 +107,11 @@ def json_error(status: int, errors: dict[str, list[str]], request: web.Request, 
     else:
         body = ErrorBody(errors=errors)
     return web.Response(
-        body=body.json_bytes(), status=status, content_type="application/json", headers=extra.get("headers")
+        body=body.json_bytes(),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+        headers=extra.get("headers"),
     )
 
 

@@ -98,3 +98,10 @@ async def test_concurrent_runners_apply_each_file_once(fresh_database):
     everything = [m.version for m in migrations()]
     assert sorted(applied) == everything  # each file applied by exactly one runner
     assert await recorded(fresh_database) == everything
+
+
+async def test_tag_names_use_byte_order_whatever_the_database_collation(db):
+    collation = await db.fetchval(
+        "SELECT collation_name FROM information_schema.columns WHERE table_name = 'tags' AND column_name = 'name'"
+    )
+    assert collation == "C"

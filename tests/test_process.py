@@ -70,7 +70,7 @@ def test_migrate_command_applies_then_reports_nothing_to_do(server_dsn, tmp_path
         env = clean_env(DATABASE_URL=with_database(server_dsn, name))
         first = run_service("migrate", env=env)
         assert first.returncode == 0, first.stderr
-        assert first.stdout.strip() == "applied: 0001_init, 0002_login_failures, 0003_fast_reads"
+        assert first.stdout.strip() == "applied: 0001_init, 0002_login_failures, 0003_fast_reads, 0004_tag_byte_order"
         second = run_service("migrate", env=env)
         assert second.stdout.strip() == "applied: nothing (up to date)"
     finally:

@@ -171,8 +171,8 @@ INVARIANTS = {
     "passwords are argon2id hashes": "SELECT count(*) FROM users WHERE password_hash NOT LIKE '$argon2id$%'",
     "emails are unique in any case": "SELECT count(*) - count(DISTINCT lower(email)) FROM users",
     "at most ten tags": "SELECT count(*) FROM (SELECT 1 FROM article_tags GROUP BY article_id HAVING count(*) > 10) x",
-    "favorites count equals rows": "SELECT count(*) FROM article_cards c WHERE c.favorites_count <> "
-                                   "(SELECT count(*) FROM favorites f WHERE f.article_id = c.id)",
+    "article totals equal rows": "SELECT (SELECT coalesce(sum(articles), 0) FROM article_totals)"
+                                 " - (SELECT count(*) FROM articles)",
     "no orphan articles": "SELECT count(*) FROM articles WHERE author_id NOT IN (SELECT id FROM users)",
     "no orphan comments": "SELECT count(*) FROM comments WHERE article_id NOT IN (SELECT id FROM articles)"
                           " OR author_id NOT IN (SELECT id FROM users)",
