@@ -29,6 +29,8 @@ from pathlib import Path
 
 import asyncpg
 
+from tests.tools.live import wait_ready
+
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / ".bench"
 LUA = Path(__file__).with_name("bench.lua")
@@ -54,22 +56,6 @@ def need_wrk() -> str:
     return found
 
 
-def wait_http(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    """Poll until the URL answers 200 (bounded), failing fast if the server died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (OSError, urllib.error.HTTPError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer 200 within {timeout}s")
-
-
 class Gunicorn:
     """One gunicorn master with its workers; stopped with SIGTERM, as an orchestrator would."""
 
@@ -85,7 +71,7 @@ class Gunicorn:
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
         )
-        wait_http(self.url(ready_path), self.process)
+        wait_ready(self.url(ready_path), self.process)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
