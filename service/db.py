@@ -66,6 +66,16 @@ UNREACHABLE = (
 )
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset when a connection is given back: nothing beyond what asyncpg always does
+    (roll back a transaction left open, drop listener callbacks). Its default reset adds a round
+    trip on every release (RESET ALL, CLOSE ALL, UNLISTEN *, pg_advisory_unlock_all()) to undo
+    session state that this service never creates: its statements are the files in sql/, which
+    set the timeouts with SET LOCAL, lock with pg_advisory_xact_lock, and neither listen, nor
+    declare cursors, nor make temporary tables. tests/test_session_state.py holds every route to
+    that; `make bench-levers` measures what the round trip cost."""
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
     """Codecs every pooled connection needs: json and jsonb through orjson."""
     for name in ("json", "jsonb"):
@@ -104,6 +114,7 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
         max_inactive_connection_lifetime=300.0,
         server_settings=session_settings(settings),
         init=init_connection,
+        reset=keep_session,
     )
     try:
         return await asyncpg.create_pool(**options, min_size=settings.db_pool_min_size)
@@ -117,6 +128,7 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     pool = await open_pool(settings)
     app[keys.POOL] = pool
+    app[keys.POOL_GATE] = asyncio.Semaphore(settings.db_pool_max_size)
     lifecycle = app[keys.LIFECYCLE]
     if settings.migrate_on_start:
         from service.migrate import migrate_when_reachable
@@ -155,14 +167,20 @@ class Lease:
     server restarted): that is the pool's stale connection, not the request's fault."""
 
     __slots__ = (
-        "_pool", "_timeout", "_transactional", "_per_transaction", "_conn", "_tx", "_done",
+        "_pool", "_gate", "_timeout", "_transactional", "_per_transaction", "_conn", "_tx", "_done",
         "_autocommitted", "_committed", "broken",
     )
 
     def __init__(
-        self, pool: asyncpg.Pool, timeout: float, transactional: bool, per_transaction: str | None = None
+        self,
+        pool: asyncpg.Pool,
+        gate: asyncio.Semaphore,
+        timeout: float,
+        transactional: bool,
+        per_transaction: str | None = None,
     ) -> None:
         self._pool = pool
+        self._gate = gate
         self._timeout = timeout
         self._transactional = transactional
         self._per_transaction = per_transaction
@@ -200,10 +218,21 @@ class Lease:
 
     async def _acquire(self) -> asyncpg.Connection:
         """A connection within DB_ACQUIRE_TIMEOUT. Waiting for a free one and opening a new one
-        (bounded by DB_CONNECT_TIMEOUT) both count; the answer says which ran out."""
+        (bounded by DB_CONNECT_TIMEOUT) both count; the answer says which ran out.
+
+        Requests wait at the gate, a semaphore of the pool's size, in the order they came:
+        asyncpg's pool alone lets a request that just arrived take a connection that was being
+        handed to one already waiting, which then queues again at the back. Under load that made
+        a few requests wait hundreds of milliseconds while most waited none (p99 at 35 times the
+        median, `make bench`); through the gate every request waits its turn."""
         try:
             async with asyncio.timeout(self._timeout) as budget:
-                return await self._pool.acquire()
+                await self._gate.acquire()
+                try:
+                    return await self._pool.acquire()
+                except BaseException:
+                    self._gate.release()
+                    raise
         except TimeoutError:
             if budget.expired():
                 raise DatabaseUnavailable("pool_timeout", "no database connection is free; retry") from None
@@ -254,6 +283,8 @@ class Lease:
             except Exception as error:  # noqa: BLE001 - asyncpg has terminated it; the pool goes on
                 self.broken = True
                 log.info("a connection could not be reset and was closed: %r", error)
+            finally:
+                self._gate.release()
 
 
 def _is_dead(conn: asyncpg.Connection) -> bool:
@@ -313,7 +344,9 @@ async def connection_middleware(request: web.Request, handler: Callable) -> web.
 async def _with_lease(request: web.Request, handler: Callable, pool: asyncpg.Pool) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
     explicit = getattr(request.match_info.handler, "transactional", False)
-    lease = Lease(pool, settings.db_acquire_timeout, explicit, transaction_settings(settings))
+    lease = Lease(
+        pool, request.app[keys.POOL_GATE], settings.db_acquire_timeout, explicit, transaction_settings(settings)
+    )
     request[keys.LEASE] = lease
     try:
         try:
@@ -349,8 +382,12 @@ async def connection(request: web.Request) -> asyncpg.Connection:
     lease = request[keys.LEASE]
     if lease.acquired:
         return await lease.connection()
-    with request.app[keys.METRICS].waiting_for_connection():  # db_pool_waiting
+    metrics = request.app[keys.METRICS]
+    metrics.waiting += 1  # db_pool_waiting
+    try:
         return await lease.connection()
+    finally:
+        metrics.waiting -= 1
 
 
 async def put_back(request: web.Request) -> None:
