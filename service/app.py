@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from service import keys, metrics, security, shutdown
+from service import keys, metrics, observability, security, shutdown
 from service.db import Lifecycle, connection_middleware, pool_ctx
 from service.errors import error_middleware
 from service.handlers import articles, comments, docs, health, profiles, users
@@ -34,6 +34,7 @@ def build_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.LIFECYCLE] = Lifecycle()
+    observability.setup(app)
     security.setup(app, settings.cors_origins)
     app.cleanup_ctx.append(pool_ctx)
     metrics.setup(app)  # after the pool: its sampler stops before the pool closes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from service.auth import CurrentUser
     from service.db import Lease, Lifecycle
     from service.metrics import Metrics
+    from service.observability import AccessLog
     from service.openapi import Document
     from service.security import Cors
     from service.settings import Settings
@@ -18,11 +20,14 @@ if TYPE_CHECKING:
 
 SETTINGS = web.AppKey("settings", "Settings")
 POOL = web.AppKey("pool", asyncpg.Pool)
+# Requests take pool connections through this, first come first served (service/db.py).
+POOL_GATE = web.AppKey("pool_gate", asyncio.Semaphore)
 LIFECYCLE = web.AppKey("lifecycle", "Lifecycle")
 METRICS = web.AppKey("metrics", "Metrics")
 CORS = web.AppKey("cors", "Cors")
 IN_FLIGHT = web.AppKey("in_flight", "InFlight")
 OPENAPI = web.AppKey("openapi", "Document")
+ACCESS_LOG = web.AppKey("access_log", "AccessLog")
 
 LEASE = web.RequestKey("lease", "Lease")
 USER = web.RequestKey("user", "CurrentUser | None")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
+import sys
 import time
-import uuid
+from typing import TextIO
 
 import orjson
 from aiohttp import web
@@ -19,6 +21,49 @@ access_log = logging.getLogger("service.access")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
+class AccessLog:
+    """One JSON line per request on stderr, written per event-loop turn.
+
+    The lines of requests that finish in the same turn go out in one write; the first line of a
+    turn schedules that write with call_soon, so no line waits past its turn. It bypasses the
+    logging module, whose record, caller lookup, handler lock and write per line cost about a
+    fifth of a small request's CPU (measured with `make bench`). The logger `service.access`
+    remains the switch: a level above INFO turns the lines off."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream  # None: sys.stderr as it is at each write
+        self._pending: list[str] = []
+
+    def write(self, line: str) -> None:
+        self._pending.append(line)
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop running: write now
+                self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        text = "\n".join(self._pending) + "\n"
+        self._pending.clear()
+        stream = self.stream or sys.stderr
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):  # stderr closed: the lines are lost, never a request
+            pass
+
+
+async def _flush_access_log(app: web.Application) -> None:
+    app[keys.ACCESS_LOG].flush()
+
+
+def setup(app: web.Application) -> None:
+    app[keys.ACCESS_LOG] = AccessLog()
+    app.on_cleanup.append(_flush_access_log)
+
+
 def route_template(request: web.Request) -> str:
     """The matched route's template (/api/articles/{slug}), never the raw path."""
     info = request.match_info.route.resource
@@ -28,7 +73,8 @@ def route_template(request: web.Request) -> str:
 @web.middleware
 async def request_middleware(request: web.Request, handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
-    request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+    # Not a secret, only unique: 128 random bits without the system call uuid4() makes.
+    request_id = incoming if _VALID_ID.match(incoming) else f"{random.getrandbits(128):032x}"
     request[keys.REQUEST_ID] = request_id
     in_flight = request.app[keys.IN_FLIGHT]
     started = time.perf_counter()
@@ -66,7 +112,7 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
                 "status": status,
                 "duration_ms": round(duration * 1000, 2),
             }
-            access_log.info(orjson.dumps(line).decode())
+            request.app[keys.ACCESS_LOG].write(orjson.dumps(line).decode())
 
 
 def _stamp(request: web.Request, response: web.StreamResponse, request_id: str) -> None:
