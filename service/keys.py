@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -10,7 +9,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from service.auth import CurrentUser
-    from service.db import Lease, Lifecycle
+    from service.db import Gate, Lease, Lifecycle
     from service.metrics import Metrics
     from service.observability import AccessLog
     from service.openapi import Document
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("settings", "Settings")
 POOL = web.AppKey("pool", asyncpg.Pool)
 # Requests take pool connections through this, first come first served (service/db.py).
-POOL_GATE = web.AppKey("pool_gate", asyncio.Semaphore)
+POOL_GATE = web.AppKey("pool_gate", "Gate")
 LIFECYCLE = web.AppKey("lifecycle", "Lifecycle")
 METRICS = web.AppKey("metrics", "Metrics")
 CORS = web.AppKey("cors", "Cors")

@@ -16,7 +16,7 @@ from contextlib import suppress
 
 import asyncpg
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from service import keys
@@ -31,6 +31,21 @@ _REQUEST_LABELS = ("method", "route", "status")
 # prometheus-client picks file-backed values when it is first imported with this variable set
 # (gunicorn_conf sets it in the master, before any worker imports it): read it at the same moment.
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+
+# Each file-backed value checks, on every update, whether the process has forked since it last
+# wrote: by default with os.getpid(), a system call, three times per request. The process id
+# only changes at a fork, so it is kept and renewed in the child (prometheus-client's own hook).
+_pid = os.getpid()
+
+
+def _renew_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_renew_pid)
+if MULTIPROCESS:
+    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: _pid)
 
 
 class Metrics:

@@ -79,12 +79,14 @@ async def request_middleware(request: web.Request, handler) -> web.StreamRespons
     in_flight = request.app[keys.IN_FLIGHT]
     started = time.perf_counter()
     status = 500
+    task = in_flight.enter()
     try:
         try:
-            with in_flight.track():
+            try:
                 response = await handler(request)
+            finally:
+                in_flight.leave(task)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
             if task not in in_flight.cancelled:
                 raise
             # The worker's drain cancelled it (SHUTDOWN_TIMEOUT ran out): its transaction is

@@ -9,8 +9,6 @@ import asyncio
 import logging
 import math
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from aiohttp import web
 
@@ -53,22 +51,26 @@ class InFlight:
         self._idle = asyncio.Event()
         self._idle.set()
         self.cancelled: set[asyncio.Task] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
         return len(self._tasks)
 
-    @contextmanager
-    def track(self) -> Iterator[None]:
-        task = asyncio.current_task()
+    def enter(self) -> asyncio.Task:
+        """Count the calling request's task in; `leave(task)` when it has its answer."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)  # given the loop: no getpid() per call on Python 3.11
         assert task is not None
         self._tasks.add(task)
         self._idle.clear()
-        try:
-            yield
-        finally:
-            self._tasks.discard(task)
-            if not self._tasks:
-                self._idle.set()
+        return task
+
+    def leave(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self._idle.set()
 
     async def _idle_within(self, seconds: float) -> bool:
         try:
