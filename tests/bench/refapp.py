@@ -6,8 +6,9 @@ this machine, served by the same gunicorn + uvloop worker, one process.
     /connect   the same row over a connection opened for the request (the anti-pattern)
 
 Run: gunicorn tests.bench.refapp:create_app --worker-class aiohttp.GunicornUVLoopWebWorker
-with REF_DATABASE_URL and REF_ARTICLES (ids are drawn from 1..REF_ARTICLES); REF_RESET=skip
-only to measure asyncpg's reset query (make bench-levers)."""
+with REF_DATABASE_URL and REF_ARTICLES (ids are drawn from 1..REF_ARTICLES). For `make
+bench-levers` only: REF_RESET=skip leaves out asyncpg's reset query on release, and REF_GATE=1
+takes /db's connections through the service's first-come-first-served gate (service.db.Gate)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import orjson
 from aiohttp import web
 
 POOL = web.AppKey("pool", asyncpg.Pool)
+GATE = web.AppKey("gate", object)
 DSN = web.AppKey("dsn", str)
 ARTICLES = web.AppKey("articles", int)
 QUERY = "SELECT id, slug, title, description, created_at FROM articles WHERE id = $1"
@@ -35,8 +37,15 @@ async def fixed(request: web.Request) -> web.Response:
 
 async def pooled(request: web.Request) -> web.Response:
     article_id = random.randint(1, request.app[ARTICLES])
-    async with request.app[POOL].acquire() as conn:
-        row = await conn.fetchrow(QUERY, article_id)
+    gate = request.app[GATE]
+    if gate is not None:
+        await gate.enter(60)
+    try:
+        async with request.app[POOL].acquire() as conn:
+            row = await conn.fetchrow(QUERY, article_id)
+    finally:
+        if gate is not None:
+            gate.leave()
     return web.Response(body=_row_json(row), content_type="application/json")
 
 
@@ -60,6 +69,12 @@ async def pool_ctx(app: web.Application):
     # Same size as the service's default (DB_POOL_MAX_SIZE=10), so the comparison is fair.
     reset = _skip_reset_query if os.environ.get("REF_RESET") == "skip" else None
     app[POOL] = await asyncpg.create_pool(app[DSN], min_size=10, max_size=10, reset=reset)
+    if os.environ.get("REF_GATE") == "1":
+        from service.db import Gate
+
+        app[GATE] = Gate(10)
+    else:
+        app[GATE] = None
     yield
     await app[POOL].close()
 

@@ -7,7 +7,7 @@ side with reference points measured in the same run.
     python -m tests.bench.run --only list,slug --duration 10
 
 Everything lives in .bench/ (a throwaway embedded PostgreSQL, logs) and is removed at the end
-unless --keep. Ports: BENCH_PORT (default 18160) and the next six."""
+unless --keep. Ports: BENCH_PORT (default 18160) and the next seven."""
 
 from __future__ import annotations
 
@@ -110,9 +110,10 @@ def start_service(
 
 
 def start_reference(
-    dsn: str, port: int, articles: int, worker: str = "aiohttp.GunicornUVLoopWebWorker", reset: str = "default"
+    dsn: str, port: int, articles: int, worker: str = "aiohttp.GunicornUVLoopWebWorker", reset: str = "default",
+    gate: bool = False,
 ) -> Gunicorn:
-    env = {"REF_DATABASE_URL": dsn, "REF_ARTICLES": str(articles), "REF_RESET": reset}
+    env = {"REF_DATABASE_URL": dsn, "REF_ARTICLES": str(articles), "REF_RESET": reset, "REF_GATE": "1" if gate else "0"}
     args = ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--worker-class", worker, "tests.bench.refapp:create_app"]
     return Gunicorn(f"reference-{port}", args, env, port, "/json")
 
@@ -240,17 +241,44 @@ def measure(wrk_path: str, server: "Gunicorn", endpoint: Endpoint, args: argpars
 # ---------------------------------------------------------------- database
 
 
+# The service's own role logs in with a password, checked with scram-sha-256 (PostgreSQL's
+# default since 14), as on a production server; the bench's administrator keeps trust. Only
+# opening a connection pays for it: connect-per-request on every request, a pool once per
+# connection. `--trust` measures with no password at all.
+APP_ROLE, APP_PASSWORD = "conduit", "bench-password-0123"
+
+
+async def production_auth(admin_dsn: str, pgdata: Path, trust: bool) -> None:
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f"CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{APP_PASSWORD}'")
+        await admin.execute(f"CREATE ROLE generic_plans LOGIN SUPERUSER PASSWORD '{APP_PASSWORD}'")  # --levers
+        await admin.execute("ALTER ROLE generic_plans SET plan_cache_mode = force_generic_plan")
+        hba = pgdata / "pg_hba.conf"  # the first line that matches decides
+        method = "trust" if trust else "scram-sha-256"
+        hba.write_text(f"host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 {method}\n" + hba.read_text())
+        await admin.execute("SELECT pg_reload_conf()")
+    finally:
+        await admin.close()
+
+
+def app_dsn(admin_dsn: str, database: str, role: str = APP_ROLE) -> str:
+    host = admin_dsn.split("@", 1)[1].rsplit("/", 1)[0]
+    return f"postgresql://{role}:{APP_PASSWORD}@{host}/{database}"
+
+
 async def prepare_database(admin_dsn: str, name: str, scale, distinct_hashes: bool = True) -> tuple[str, dict]:
+    """A new database owned by the service's role, migrated and seeded by that role; its DSN."""
     from service.migrate import apply_migrations
     from tests.bench.seed import seed
 
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}" OWNER {APP_ROLE}')
     finally:
         await admin.close()
-    dsn = admin_dsn.rsplit("/", 1)[0] + "/" + name
+    dsn = app_dsn(admin_dsn, name)
     conn = await asyncpg.connect(dsn)
     try:
         await apply_migrations(conn)
@@ -451,15 +479,6 @@ def serialization_microbench(dsn: str) -> None:
     print(f"  PostgreSQL's JSON text passed through     {passthrough:8.1f}")
 
 
-async def generic_plans_role(admin_dsn: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute("CREATE ROLE generic_plans LOGIN SUPERUSER")
-        await conn.execute("ALTER ROLE generic_plans SET plan_cache_mode = force_generic_plan")
-    finally:
-        await conn.close()
-
-
 def export_tree(rev: str) -> Path:
     """The service as it was at `rev`, exported (not checked out) into .bench/."""
     tree = WORK / f"rev-{rev}"
@@ -493,16 +512,17 @@ def main_levers(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None
             ("worker class", "aiohttp.GunicornWebWorker (asyncio)",
              started(start_reference(dsn, port + 2, scale.articles, worker="aiohttp.GunicornWebWorker")),
              "GunicornUVLoopWebWorker (uvloop)", uvloop_ref, ["json", "db"]),
-            ("asyncpg reset query on release", "skipped (unsafe)",
-             started(start_reference(dsn, port + 3, scale.articles, reset="skip")),
-             "asyncpg's default", uvloop_ref, ["db"]),
+            ("asyncpg reset query on release", "asyncpg's default", uvloop_ref,
+             "skipped (as the service does)", started(start_reference(dsn, port + 3, scale.articles, reset="skip")),
+             ["db"]),
+            ("waiting for a pool connection", "asyncpg's queue", uvloop_ref,
+             "service.db.Gate in front", started(start_reference(dsn, port + 7, scale.articles, gate=True)), ["db"]),
             ("asyncpg statement cache", "DB_STATEMENT_CACHE_SIZE=0",
              started(start_service(dsn, port + 4, 1, {"DB_STATEMENT_CACHE_SIZE": "0"})),
              "DB_STATEMENT_CACHE_SIZE=100 (default)", current, ["slug", "list", "tag", "user"]),
         ]
         # The same service logged in as a role whose sessions plan every statement generically.
-        asyncio.run(generic_plans_role(admin_dsn))
-        generic_dsn = dsn.replace("postgresql://postgres@", "postgresql://generic_plans@")
+        generic_dsn = app_dsn(admin_dsn, "conduit_bench", role="generic_plans")
         levers.append(("plan_cache_mode", "auto (PostgreSQL's default)", current,
                        "force_generic_plan (ALTER ROLE ... SET)", started(start_service(generic_dsn, port + 6, 1)),
                        ["list", "tag", "favorited", "feed", "slug"]))
@@ -520,7 +540,8 @@ def main_levers(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None
                 ra = measure(wrk_path, a, endpoint, args)
                 rb = measure(wrk_path, b, endpoint, args)
                 line = (f"{lever:<34} {endpoint.name:<40} B/A req/s {rb.rps / ra.rps:5.2f}   "
-                        f"cpu/req app {ra.app_us:4.0f} -> {rb.app_us:4.0f} us, db {ra.db_us:4.0f} -> {rb.db_us:4.0f} us")
+                        f"cpu/req app {ra.app_us:4.0f} -> {rb.app_us:4.0f} us, db {ra.db_us:4.0f} -> {rb.db_us:4.0f} us, "
+                        f"p99 {ra.p99_ms:5.1f} -> {rb.p99_ms:5.1f} ms")
                 print("    " + line, flush=True)
                 summary.append(line)
         print("\nSummary (B against A, measured back to back):")
@@ -545,6 +566,8 @@ def main() -> None:
     parser.add_argument("--against", metavar="GIT_REV", default=None,
                         help="with --levers: also the service as it was at GIT_REV (e.g. main) against now")
     parser.add_argument("--keep", action="store_true", help="keep .bench/ (the database and the logs)")
+    parser.add_argument("--trust", action="store_true",
+                        help="the service's role logs in without a password (default: scram-sha-256)")
     args = parser.parse_args()
 
     from service.embedded import EmbeddedPostgres
@@ -556,6 +579,7 @@ def main() -> None:
     ok = True
     try:
         admin_dsn = server.start()
+        asyncio.run(production_auth(admin_dsn, server.pgdata, args.trust))
         args.postmaster = int((server.pgdata / "postmaster.pid").read_text().split()[0])
         if args.scale:
             from tests.bench.scale import main_scale
