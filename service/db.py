@@ -173,19 +173,17 @@ class Gate:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def enter(self, timeout: float) -> float:
-        """Take a place within `timeout` seconds (TimeoutError otherwise); returns the deadline,
-        in the loop's time, for whatever the place is used to wait for next."""
+    async def enter(self, timeout: float) -> None:
+        """Take a place within `timeout` seconds; TimeoutError otherwise."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
-            return deadline
         waiter = loop.create_future()
         self._waiters.append(waiter)
-        timer = loop.call_at(deadline, _expire, waiter)
+        timer = loop.call_later(timeout, _expire, waiter)
         try:
             await waiter
         except asyncio.CancelledError:
@@ -194,7 +192,6 @@ class Gate:
             raise
         finally:
             timer.cancel()
-        return deadline
 
     def leave(self) -> None:
         """Give the place back: to the longest waiter still waiting, if there is one."""
@@ -271,22 +268,18 @@ class Lease:
         return conn
 
     async def _acquire(self) -> asyncpg.Connection:
-        """A connection within DB_ACQUIRE_TIMEOUT: waiting for a free one and opening a new one
-        (itself bounded by DB_CONNECT_TIMEOUT) both count; the answer says which ran out."""
+        """A connection: a free one within DB_ACQUIRE_TIMEOUT, and a new one, when the pool has
+        to open it, within DB_CONNECT_TIMEOUT; the answer says which ran out. (Past the gate, the
+        pool has a connection for this request: only opening one, or a readiness check holding
+        one for at most a second, can make it wait.)"""
         try:
-            deadline = await self._gate.enter(self._timeout)
+            await self._gate.enter(self._timeout)
         except TimeoutError:
             raise DatabaseUnavailable("pool_timeout", "no database connection is free; retry") from None
-        budget = None
         try:
-            if self._pool.get_idle_size():  # a live connection is free: taking it cannot wait
-                return await self._pool.acquire()
-            async with asyncio.timeout_at(deadline) as budget:  # opening one: within the same budget
-                return await self._pool.acquire()
+            return await self._pool.acquire()
         except TimeoutError:
             self._gate.leave()
-            if budget is not None and budget.expired():
-                raise DatabaseUnavailable("pool_timeout", "no database connection is free; retry") from None
             raise DatabaseUnavailable("connect_timeout", "the database did not answer in time") from None
         except BaseException:
             self._gate.leave()
