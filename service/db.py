@@ -187,7 +187,7 @@ class Gate:
         try:
             await waiter
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self.leave()  # the place was handed over just as this request was cancelled
             raise
         finally:

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from service.db import Gate
+from service.db import Gate, _expire
 
 
 async def turn() -> None:
@@ -68,3 +68,17 @@ async def test_a_place_handed_to_a_cancelled_request_goes_to_the_next():
     await asyncio.wait_for(gate.enter(5), 1)  # exactly one place in circulation
     with pytest.raises(TimeoutError):
         await gate.enter(0.01)
+
+
+async def test_a_request_cancelled_just_as_its_deadline_passed_gives_back_nothing():
+    gate = Gate(1)
+    await gate.enter(5)
+    late = asyncio.create_task(gate.enter(5))
+    await turn()
+    [waiter] = gate._waiters
+    _expire(waiter)  # its deadline timer fires ...
+    late.cancel()  # ... and, before it could resume, the request is cancelled
+    with pytest.raises(asyncio.CancelledError):
+        await late
+    with pytest.raises(TimeoutError):
+        await gate.enter(0.01)  # still one place, and it is still held
