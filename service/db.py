@@ -173,10 +173,24 @@ class Gate:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def enter(self, timeout: float) -> None:
-        """Take a place within `timeout` seconds; TimeoutError otherwise."""
+    @property
+    def free(self) -> int:
+        return self._free
+
+    @property
+    def waiting(self) -> int:
+        return sum(not waiter.done() for waiter in self._waiters)
+
+    def try_enter(self) -> bool:
+        """Take a place if one is free and nobody waits for it; never waits."""
         if self._free > 0 and not self._waiters:
             self._free -= 1
+            return True
+        return False
+
+    async def enter(self, timeout: float) -> None:
+        """Take a place within `timeout` seconds; TimeoutError otherwise."""
+        if self.try_enter():
             return
         loop = self._loop
         if loop is None:
@@ -269,9 +283,9 @@ class Lease:
 
     async def _acquire(self) -> asyncpg.Connection:
         """A connection: a free one within DB_ACQUIRE_TIMEOUT, and a new one, when the pool has
-        to open it, within DB_CONNECT_TIMEOUT; the answer says which ran out. (Past the gate, the
-        pool has a connection for this request: only opening one, or a readiness check holding
-        one for at most a second, can make it wait.)"""
+        to open it, within DB_CONNECT_TIMEOUT; the answer says which ran out. (Everything that
+        takes a pool connection passes the gate first, the readiness check included, so past the
+        gate the pool has a connection for this request: only opening one can make it wait.)"""
         try:
             await self._gate.enter(self._timeout)
         except TimeoutError:
@@ -442,13 +456,21 @@ async def put_back(request: web.Request) -> None:
     await request[keys.LEASE].put_back()
 
 
-async def ping(pool: asyncpg.Pool, *, writable: bool = False) -> None:
+async def ping(pool: asyncpg.Pool, gate: Gate, *, writable: bool = False) -> bool:
     """One trivial query, bounded: raises when the database cannot answer within a second, or,
     when `writable`, when the server has turned read-only (a failover: the pool's connections
-    are recycled so that new ones find the writable server)."""
-    async with asyncio.timeout(READY_QUERY_TIMEOUT):
-        async with pool.acquire() as conn:
-            read_only = await conn.fetchval("SELECT current_setting('transaction_read_only') = 'on'")
+    are recycled so that new ones find the writable server). False, without asking, when every
+    place at the gate is taken: the pool is busy serving requests, so the database answers. The
+    check never queues, and the connection it takes is one no request holds a place for."""
+    if not gate.try_enter():
+        return False
+    try:
+        async with asyncio.timeout(READY_QUERY_TIMEOUT):
+            async with pool.acquire() as conn:
+                read_only = await conn.fetchval("SELECT current_setting('transaction_read_only') = 'on'")
+    finally:
+        gate.leave()
     if writable and read_only:
         await pool.expire_connections()
         raise DatabaseUnavailable("read_only", "the database is read-only")
+    return True

@@ -9,6 +9,7 @@ import random
 import re
 import sys
 import time
+from collections.abc import Iterator
 from typing import TextIO
 
 import orjson
@@ -18,6 +19,7 @@ from service import keys
 from service.shutdown import shutting_down
 
 access_log = logging.getLogger("service.access")
+PIPE_BUF = 4096  # POSIX's minimum, and Linux's: writes up to this size to a pipe are atomic
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
@@ -45,14 +47,31 @@ class AccessLog:
     def flush(self) -> None:
         if not self._pending:
             return
-        text = "\n".join(self._pending) + "\n"
-        self._pending.clear()
+        lines, self._pending = self._pending, []
         stream = self.stream or sys.stderr
         try:
-            stream.write(text)
-            stream.flush()
+            for chunk in _chunks(lines):
+                stream.write(chunk)
+                stream.flush()
         except (OSError, ValueError):  # stderr closed: the lines are lost, never a request
             pass
+
+
+def _chunks(lines: list[str]) -> Iterator[str]:
+    """The lines, newline-terminated, in writes of at most PIPE_BUF bytes (a longer line alone):
+    a write that size to a pipe is atomic, so lines from several workers sharing stderr never
+    interleave mid-line."""
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        length = len(line.encode()) + 1
+        if chunk and size + length > PIPE_BUF:
+            yield "".join(chunk)
+            chunk, size = [], 0
+        chunk.append(line + "\n")
+        size += length
+    if chunk:
+        yield "".join(chunk)
 
 
 async def _flush_access_log(app: web.Application) -> None:

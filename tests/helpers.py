@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+from service import keys
+
 _counter = itertools.count(1)
 
 
@@ -25,3 +27,10 @@ async def create_article(client, token: str, title: str = "A title", tags: list[
     response = await client.post("/api/articles", json={"article": article}, headers=auth(token))
     assert response.status == 201, await response.text()
     return (await response.json())["article"]
+
+
+def all_given_back(client) -> bool:
+    """Every pool connection, and every place at the gate in front of the pool, is free again."""
+    app = client.server.app
+    pool, gate = app[keys.POOL], app[keys.POOL_GATE]
+    return pool.get_idle_size() == pool.get_size() and gate.free == pool.get_max_size() and gate.waiting == 0

@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from service import keys
-from service.observability import AccessLog
+from service.observability import PIPE_BUF, AccessLog
 
 
 class Recorder:
@@ -52,6 +52,22 @@ async def test_the_lines_of_one_turn_go_out_together_at_its_end(stderr):
     log.write('{"n": 3}')
     await asyncio.sleep(0)
     assert stderr.writes[1:] == ['{"n": 3}\n']
+
+
+async def test_a_busy_turn_is_written_in_pieces_no_larger_than_a_pipe_writes_atomically(stderr):
+    """Workers share stderr, usually a pipe: a write of up to PIPE_BUF bytes is never interleaved
+    with another process's, so no line is ever cut by another worker's."""
+    log = AccessLog(stderr)
+    lines = [json.dumps({"n": n, "pad": "x" * 100}) for n in range(100)]
+    for line in lines:
+        log.write(line)
+    await asyncio.sleep(0)
+    assert len(stderr.writes) > 1
+    assert all(len(w.encode()) <= PIPE_BUF and w.endswith("\n") for w in stderr.writes)
+    assert "".join(stderr.writes).splitlines() == lines
+    log.write("y" * (PIPE_BUF + 10))  # a line longer than that goes alone, whole
+    await asyncio.sleep(0)
+    assert stderr.writes[-1] == "y" * (PIPE_BUF + 10) + "\n"
 
 
 def test_outside_a_running_loop_a_line_is_written_at_once(stderr):

@@ -12,6 +12,7 @@ from aiohttp import web
 from service import keys
 from service.db import _is_dead, connection, transactional
 from service.errors import ApiError
+from tests.helpers import all_given_back
 
 
 def pool_of(client) -> asyncpg.Pool:
@@ -102,7 +103,7 @@ async def test_connection_goes_back_on_every_path(make_client, probe, path, stat
     response = await client.get(path)
     assert response.status == status
     assert response.content_type == "application/json"
-    assert in_use(pool_of(client)) == 0
+    assert all_given_back(client)
 
 
 async def test_connection_goes_back_when_the_handler_is_cancelled(make_client, probe):
@@ -115,6 +116,7 @@ async def test_connection_goes_back_when_the_handler_is_cancelled(make_client, p
     await wait_until(lambda: in_use(pool) == 0)
     request.cancel()
     await asyncio.gather(request, return_exceptions=True)
+    assert all_given_back(client)
     assert (await client.get("/t/ok")).status == 200
 
 
@@ -137,7 +139,7 @@ async def test_transaction_commits_on_success_and_rolls_back_otherwise(make_clie
     assert response.status == status
     stored = await db.fetchval("SELECT count(*) FROM tags WHERE name = $1", f"t-{outcome}")
     assert stored == (1 if kept else 0)
-    assert in_use(pool_of(client)) == 0
+    assert all_given_back(client)
 
 
 async def test_non_transactional_route_runs_in_autocommit(make_client, probe, db):
@@ -196,7 +198,7 @@ async def test_put_back_frees_the_slot_and_the_next_use_takes_another(make_clien
     client = await make_client(routes=install)
     assert (await client.get("/t/put-back")).status == 200
     assert seen == {"during": 1, "after_put_back": 0, "again": 1}
-    assert in_use(pool_of(client)) == 0
+    assert all_given_back(client)
 
 
 async def test_a_commit_on_a_connection_that_died_is_never_answered_as_success(make_client, db):

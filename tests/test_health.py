@@ -56,3 +56,19 @@ async def test_readyz_stays_200_while_the_pool_is_saturated(make_client):
     assert await ready.json() == {"status": "ready", "pool": "saturated"}
     probe.release.set()
     assert (await holder).status == 200
+
+
+async def test_readiness_never_takes_a_connection_a_request_has_its_turn_for(make_client):
+    """The check passes the gate like a request, but never queues. Here the gate's one place has
+    just been handed to a request that has not yet taken the pool's idle connection: /readyz
+    must leave that connection alone (else the request would wait for the check, past its
+    acquire timeout) and answer that the pool is busy."""
+    client = await make_client(DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="1")
+    pool, gate = client.server.app[keys.POOL], client.server.app[keys.POOL_GATE]
+    await gate.enter(1)  # the place, handed over
+    assert pool.get_idle_size() == 1  # the connection, not yet taken
+    ready = await client.get("/readyz")
+    assert await ready.json() == {"status": "ready", "pool": "saturated"}
+    assert pool.get_idle_size() == 1
+    gate.leave()
+    assert await (await client.get("/readyz")).json() == {"status": "ready"}  # a free place: it asks

@@ -1,7 +1,9 @@
 """The pool gives connections back without asyncpg's reset query (service/db.py, keep_session):
 that is only sound while no route leaves session state behind. With one pooled connection, every
 declared operation runs, successes and errors, and the connection must then look like a fresh
-one: no session-level settings, listeners, advisory locks, cursors or temporary tables."""
+one: no session-level settings, listeners, advisory locks, cursors or temporary tables. (The
+"transaction" mode runs against PostgreSQL directly here; tests/outage/test_pgbouncer.py runs
+the API through a real PgBouncer.)"""
 
 from __future__ import annotations
 
@@ -22,12 +24,9 @@ SELECT (SELECT coalesce(array_agg(name ORDER BY name), '{}') FROM pg_settings
        (SELECT coalesce(array_agg(channel), '{}') FROM pg_listening_channels() AS channel) AS channels,
        (SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory') AS advisory_locks,
        (SELECT count(*) FROM pg_cursors WHERE name <> '') AS cursors,
-       (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) AS temporary_tables,
-       pg_current_xact_id_if_assigned() IS NOT NULL AS in_transaction
+       (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) AS temporary_tables
 """
-FRESH = {
-    "settings": [], "channels": [], "advisory_locks": 0, "cursors": 0, "temporary_tables": 0, "in_transaction": False,
-}
+FRESH = {"settings": [], "channels": [], "advisory_locks": 0, "cursors": 0, "temporary_tables": 0}
 
 
 async def session_state(client) -> dict:
@@ -49,8 +48,9 @@ async def every_operation(client) -> None:
     me, her = auth(jake["token"]), auth(jane["token"])
     assert (await client.post("/api/users/login", json={"user": {"email": f"{jake['username']}@example.com",
                                                                 "password": "password123"}})).status == 200
-    assert (await client.post("/api/users/login", json={"user": {"email": "no@example.com",
-                                                                "password": "wrong-password"}})).status == 401
+    wrong = {"user": {"email": "no@example.com", "password": "wrong-password"}}
+    assert (await client.post("/api/users/login", json=wrong)).status == 401
+    assert (await client.post("/api/users/login", json=wrong)).status == 429  # LOGIN_MAX_FAILURES=1
     assert (await client.get("/api/user", headers=me)).status == 200
     assert (await client.put("/api/user", json={"user": {"bio": "hi"}}, headers=me)).status == 200
     assert (await client.put("/api/user", json={"user": {"username": jane["username"]}}, headers=me)).status == 422
@@ -73,11 +73,21 @@ async def every_operation(client) -> None:
     assert (await client.get("/api/tags")).status == 200
     assert (await client.delete(f"/api/articles/{slug}", headers=her)).status == 204
     assert (await client.get(f"/api/articles/{slug}")).status == 404
+    assert (await client.get("/t/statement-timeout")).status == 503  # cancelled by the server
+
+
+async def statement_timeout(request: web.Request) -> web.Response:
+    await (await connection(request)).execute("SELECT pg_sleep(1)")  # DB_STATEMENT_TIMEOUT=0.1
+    return web.json_response({})
 
 
 @pytest.mark.parametrize("mode", ["session", "transaction"])
 async def test_no_route_leaves_session_state_on_its_connection(make_client, mode):
-    client = await make_client(DB_POOL_MIN_SIZE="1", DB_POOL_MAX_SIZE="1", DB_POOL_MODE=mode)
+    client = await make_client(
+        routes=lambda app: app.router.add_get("/t/statement-timeout", statement_timeout),
+        DB_POOL_MIN_SIZE="1", DB_POOL_MAX_SIZE="1", DB_POOL_MODE=mode, LOGIN_MAX_FAILURES="1",
+        DB_STATEMENT_TIMEOUT="0.1",
+    )
     await every_operation(client)
     declared = {(e.method, client.server.app.router[e.operation_id].canonical) for e in api_endpoints().endpoints}
     assert declared <= operations_answered(client)
@@ -99,5 +109,4 @@ async def test_the_check_sees_session_state_that_a_reset_would_have_undone(make_
     assert (await client.get("/t/leave-state")).status == 200
     assert await session_state(client) == {
         "settings": ["work_mem"], "channels": ["somewhere"], "advisory_locks": 1, "cursors": 1, "temporary_tables": 1,
-        "in_transaction": False,
     }

@@ -22,17 +22,16 @@ async def readyz(request: web.Request) -> web.Response:
         return _unready(request, "shutting down")
     if not lifecycle.migrated.is_set():
         return _unready(request, "database not migrated yet")
-    pool = request.app[keys.POOL]
-    if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
-        # Every connection is busy serving requests, so the database is answering. Declaring a
-        # busy instance unready would only move its load onto the others (and then them too).
-        return web.json_response({"status": "ready", "pool": "saturated"})
     writable = request.app[keys.SETTINGS].db_target_session_attrs in ("read-write", "primary")
     try:
-        await ping(pool, writable=writable)
+        asked = await ping(request.app[keys.POOL], request.app[keys.POOL_GATE], writable=writable)
     except Exception as error:  # noqa: BLE001 - any failure means not ready
         log.info("readiness check failed: %r", error)
         return _unready(request, "database unreachable")
+    if not asked:
+        # Every connection is lent to requests, so the database is answering. Declaring a busy
+        # instance unready would only move its load onto the others (and then them too).
+        return web.json_response({"status": "ready", "pool": "saturated"})
     return web.json_response({"status": "ready"})
 
 

@@ -48,8 +48,8 @@ function init(args)
 end
 
 -- GET requests that vary (a random slug, one of several tokens) are formatted once, at the first
--- request (wrk fills in the Host header only after loading this script): one per slug, in random
--- order, then sent in turn. Formatting each request as it goes costs wrk several times the CPU
+-- request (wrk fills in the Host header only after loading this script): as many as there are
+-- slugs, each with a slug drawn at random, then sent in turn. Formatting each request as it goes costs wrk several times the CPU
 -- of a fixed request, CPU that the app and PostgreSQL share on this machine; the reference
 -- points send fixed requests.
 local function prepare_gets()

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from tests.helpers import auth, create_article, register
-from tests.outage.conftest import alive, assert_unavailable, backends, in_use, pool_of, wait_for
+from tests.helpers import all_given_back, auth, create_article, register
+from tests.outage.conftest import alive, assert_unavailable, backends, wait_for
 
 pytestmark = pytest.mark.outage
 
@@ -55,7 +55,7 @@ async def test_a_stopped_database_answers_503_at_once_and_the_service_recovers_b
     postgres.start()
     await wait_for(lambda: ready(client))
     await all_succeed(client, user["token"])
-    assert in_use(pool_of(client)) == 0
+    assert all_given_back(client)
 
 
 async def test_killed_backends_are_replaced_without_a_single_failed_request(postgres, serve, admin_of):

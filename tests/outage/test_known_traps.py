@@ -8,15 +8,13 @@ import socket
 
 import pytest
 
-from tests.helpers import auth, register
+from tests.helpers import all_given_back, auth, register
 from tests.outage.conftest import (
     WAITING_ON_A_LOCK,
     TestRoutes,
     alive,
     assert_unavailable,
     backends,
-    in_use,
-    pool_of,
     wait_for,
 )
 
@@ -152,7 +150,7 @@ async def test_a_server_that_never_answers_is_given_up_on_after_the_connect_time
         assert (await client.get("/livez")).status == 200
         await assert_unavailable(await client.get("/api/tags"), message="the database did not answer in time")
         assert (await client.get("/readyz")).status == 503
-        assert in_use(pool_of(client)) == 0
+        assert all_given_back(client)
     assert "connect_timeout" in [
         r.getMessage().split("(", 1)[1].split(")", 1)[0] for r in caplog.records if r.name == "service.errors"
     ]

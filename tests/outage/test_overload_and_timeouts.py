@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from tests.helpers import auth, register
+from tests.helpers import all_given_back, auth, register
 from tests.outage.conftest import (
     IDLE_IN_TRANSACTION,
     WAITING_ON_A_LOCK,
@@ -53,7 +53,7 @@ async def test_overload_waits_at_most_the_acquire_timeout_then_503_and_recovers_
     await admin.execute("SELECT pg_advisory_unlock($1)", TestRoutes.LOCK)
     assert [response.status for response in await asyncio.gather(*holders)] == [200, 200]
     assert (await client.get("/api/tags")).status == 200
-    assert in_use(pool_of(client)) == 0
+    assert all_given_back(client)
 
 
 @pytest.mark.parametrize("pool_mode", ["session", "transaction"])
