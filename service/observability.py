@@ -26,11 +26,11 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 class AccessLog:
     """One JSON line per request on stderr, written per event-loop turn.
 
-    The lines of requests that finish in the same turn go out in one write; the first line of a
-    turn schedules that write with call_soon, so no line waits past its turn. It bypasses the
-    logging module, whose record, caller lookup, handler lock and write per line cost about a
-    fifth of a small request's CPU (measured with `make bench`). The logger `service.access`
-    remains the switch: a level above INFO turns the lines off."""
+    The lines of requests that finish in the same turn go out together (in writes of at most
+    PIPE_BUF bytes); the first line of a turn schedules the writing with call_soon, so no line
+    waits past its turn. It bypasses the logging module, whose record, caller lookup, handler
+    lock and write per line cost about a fifth of a small request's CPU (measured on /livez).
+    The logger `service.access` remains the switch: a level above INFO turns the lines off."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream  # None: sys.stderr as it is at each write

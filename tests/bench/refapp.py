@@ -62,7 +62,8 @@ async def connect_per_request(request: web.Request) -> web.Response:
 async def _skip_reset_query(conn: asyncpg.Connection) -> None:
     """For `make bench-levers` only (REF_RESET=skip): what asyncpg's reset query on release costs.
     asyncpg still rolls back and drops listeners; only the query that restores session state
-    (RESET ALL, UNLISTEN *, CLOSE ALL, advisory unlocks) is skipped, which no real service should do."""
+    (RESET ALL, UNLISTEN *, CLOSE ALL, advisory unlocks) is skipped, as service.db.keep_session does:
+    sound only where no request leaves session state behind (tests/test_session_state.py)."""
 
 
 async def pool_ctx(app: web.Application):
