@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	rm -rf conduit_aiohttp.egg-info  # setuptools' by-product of the editable build; the metadata lives in .venv
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -62,6 +63,7 @@ test-outage: $(STAMP)  ## only the database outage, overload and PgBouncer tests
 constraints:  ## re-resolve pyproject.toml's dependencies in a fresh venv and pin them in constraints.txt
 	rm -rf .constraints-venv && $(PYTHON) -m venv .constraints-venv
 	.constraints-venv/bin/pip install --quiet --upgrade pip && .constraints-venv/bin/pip install --quiet -e '.[dev]'
+	rm -rf conduit_aiohttp.egg-info
 	{ head -2 constraints.txt; .constraints-venv/bin/pip freeze --all --exclude-editable | grep -v '^conduit'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf .constraints-venv
 
