@@ -52,8 +52,12 @@ def _verified_claims(token: str, secret: str) -> tuple[int, int, int, int]:
         token,
         secret,
         algorithms=[ALGORITHM],
-        options={"require": ["exp", "iat", "nbf", "sub"], "verify_exp": False, "verify_nbf": False,
-                 "verify_iat": False},
+        options={
+            "require": ["exp", "iat", "nbf", "sub"],
+            "verify_exp": False,
+            "verify_nbf": False,
+            "verify_iat": False,
+        },
     )
     return int(claims["sub"]), int(claims["iat"]), int(claims["nbf"]), int(claims["exp"])
 

@@ -232,8 +232,17 @@ class Lease:
     server restarted): that is the pool's stale connection, not the request's fault."""
 
     __slots__ = (
-        "_pool", "_gate", "_timeout", "_transactional", "_per_transaction", "_conn", "_tx", "_done",
-        "_autocommitted", "_committed", "broken",
+        "_pool",
+        "_gate",
+        "_timeout",
+        "_transactional",
+        "_per_transaction",
+        "_conn",
+        "_tx",
+        "_done",
+        "_autocommitted",
+        "_committed",
+        "broken",
     )
 
     def __init__(

@@ -32,22 +32,33 @@ JSON = "application/json"
 # Each error status: the reusable response's name, its meaning here, and the headers it carries.
 _ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
     400: ("BadRequest", "The request body did not arrive whole (the client closed the connection).", ()),
-    401: ("Unauthorized", "The token is missing, malformed, expired or names no user (at login: wrong credentials).",
-          ("WWW-Authenticate",)),
+    401: (
+        "Unauthorized",
+        "The token is missing, malformed, expired or names no user (at login: wrong credentials).",
+        ("WWW-Authenticate",),
+    ),
     403: ("Forbidden", "The resource belongs to another user.", ()),
     404: ("NotFound", "No such resource.", ()),
     405: ("MethodNotAllowed", "The path does not declare this method; `Allow` lists the ones it does.", ("Allow",)),
     409: ("Conflict", "No free slug could be found for the title; retrying may succeed.", ()),
     413: ("PayloadTooLarge", "The request body is larger than the service accepts (MAX_BODY_SIZE).", ()),
     422: ("UnprocessableEntity", "The input is invalid: each failing field with its messages.", ()),
-    429: ("TooManyRequests", "Too many failed logins for the account or the address; retry after `Retry-After`.",
-          ("Retry-After",)),
-    503: ("ServiceUnavailable", "The database cannot serve the request now; retry after `Retry-After`.",
-          ("Retry-After",)),
+    429: (
+        "TooManyRequests",
+        "Too many failed logins for the account or the address; retry after `Retry-After`.",
+        ("Retry-After",),
+    ),
+    503: (
+        "ServiceUnavailable",
+        "The database cannot serve the request now; retry after `Retry-After`.",
+        ("Retry-After",),
+    ),
 }
 _HEADERS: dict[str, dict[str, Any]] = {
-    "X-Request-ID": {"description": "The request's id: the client's `X-Request-ID` if valid, else a generated one.",
-                     "schema": {"type": "string"}},
+    "X-Request-ID": {
+        "description": "The request's id: the client's `X-Request-ID` if valid, else a generated one.",
+        "schema": {"type": "string"},
+    },
     "WWW-Authenticate": {"description": "`Token`: the scheme the API expects.", "schema": {"type": "string"}},
     "Allow": {"description": "The methods the path declares.", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}},

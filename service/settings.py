@@ -47,9 +47,9 @@ class Settings(BaseSettings):
     # "transaction" when DATABASE_URL points at PgBouncer with pool_mode = transaction: the
     # session timeouts are then set per transaction, and the statement cache defaults to off.
     db_pool_mode: Literal["session", "transaction"] = "session"
-    db_target_session_attrs: Literal[
-        "any", "primary", "standby", "prefer-standby", "read-write", "read-only"
-    ] = "read-write"
+    db_target_session_attrs: Literal["any", "primary", "standby", "prefer-standby", "read-write", "read-only"] = (
+        "read-write"
+    )
 
     shutdown_delay: float | None = Field(None, ge=0)
     shutdown_timeout: float = Field(10.0, ge=0)

@@ -59,9 +59,7 @@ async def eventually(probe: Callable[[], Awaitable[Any]], what: str, timeout: fl
 
 async def conduit_backends(db: asyncpg.Connection, waiting_on_lock: bool = False) -> int:
     """The service's sessions in this database (its pools set application_name 'conduit')."""
-    query = (
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'conduit'"
-    )
+    query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'conduit'"
     if waiting_on_lock:
         query += " AND wait_event_type = 'Lock'"
     # Inside a transaction (a test holding a row lock), pg_stat_activity is a snapshot taken at

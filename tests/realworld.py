@@ -20,7 +20,17 @@ URL_SAFE_SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 USER_KEYS = {"email", "token", "username", "bio", "image"}
 PROFILE_KEYS = {"username", "bio", "image", "following"}
-SUMMARY_KEYS = {"slug", "title", "description", "tagList", "createdAt", "updatedAt", "favorited", "favoritesCount", "author"}
+SUMMARY_KEYS = {
+    "slug",
+    "title",
+    "description",
+    "tagList",
+    "createdAt",
+    "updatedAt",
+    "favorited",
+    "favoritesCount",
+    "author",
+}
 ARTICLE_KEYS = SUMMARY_KEYS | {"body"}
 COMMENT_KEYS = {"id", "createdAt", "updatedAt", "body", "author"}
 
@@ -57,7 +67,9 @@ async def favorite(client, token: str, slug: str) -> dict:
 
 
 async def comment(client, token: str, slug: str, body: str = "a comment") -> dict:
-    response = await client.post(f"/api/articles/{slug}/comments", json={"comment": {"body": body}}, headers=auth(token))
+    response = await client.post(
+        f"/api/articles/{slug}/comments", json={"comment": {"body": body}}, headers=auth(token)
+    )
     return (await ok(response))["comment"]
 
 
@@ -92,7 +104,9 @@ async def member(db, username: str) -> dict:
 
 async def members(db, *usernames: str) -> list[dict]:
     tokens = await quick_users(db, list(usernames))
-    return [{"username": name, "email": f"{name}@example.com", "token": token} for name, token in zip(usernames, tokens)]
+    return [
+        {"username": name, "email": f"{name}@example.com", "token": token} for name, token in zip(usernames, tokens)
+    ]
 
 
 class QueryLog:

@@ -76,12 +76,20 @@ def test_outside_a_running_loop_a_line_is_written_at_once(stderr):
 
 
 async def test_each_request_has_its_line_by_the_time_its_answer_arrives(client, stderr):
-    for path, route in (("/livez", "/livez"), ("/api/tags", "/api/tags"), ("/api/articles/gone", "/api/articles/{slug}")):
+    for path, route in (
+        ("/livez", "/livez"),
+        ("/api/tags", "/api/tags"),
+        ("/api/articles/gone", "/api/articles/{slug}"),
+    ):
         response = await client.get(path)
         line = stderr.lines()[-1]
         assert line.pop("duration_ms") >= 0
-        assert line == {"request_id": response.headers["X-Request-ID"], "method": "GET", "route": route,
-                        "status": response.status}
+        assert line == {
+            "request_id": response.headers["X-Request-ID"],
+            "method": "GET",
+            "route": route,
+            "status": response.status,
+        }
     assert len(stderr.lines()) == 3
 
 

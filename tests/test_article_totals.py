@@ -26,7 +26,9 @@ async def test_the_api_count_follows_creates_and_deletes(client, db):
 
 
 async def test_a_cascade_a_rollback_and_a_conflict_change_it_exactly(db):
-    await db.execute("INSERT INTO users (username, email, password_hash) VALUES ('a', 'a@x.io', 'h'), ('b', 'b@x.io', 'h')")
+    await db.execute(
+        "INSERT INTO users (username, email, password_hash) VALUES ('a', 'a@x.io', 'h'), ('b', 'b@x.io', 'h')"
+    )
     await db.execute(
         "INSERT INTO articles (slug, title, description, body, author_id) "
         "SELECT 'a-' || n, 't', 'd', 'b', (SELECT id FROM users WHERE username = 'a') FROM generate_series(1, 5) n"

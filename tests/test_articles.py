@@ -84,7 +84,9 @@ async def test_create_needs_a_valid_token(client, db):
 async def test_create_with_missing_fields_names_each_field(client, db):
     jake = await member(db, "jake")
     assert set(await errors(await post_article(client, jake["token"], {}), 422)) == {"title", "description", "body"}
-    assert set(await errors(await client.post("/api/articles", json={}, headers=auth(jake["token"])), 422)) == {"article"}
+    assert set(await errors(await client.post("/api/articles", json={}, headers=auth(jake["token"])), 422)) == {
+        "article"
+    }
 
 
 @pytest.mark.parametrize(
@@ -158,7 +160,9 @@ async def test_unicode_titles_give_readable_ascii_slugs(client, title, expected,
 
 async def test_titles_without_latin_letters_still_get_distinct_url_safe_slugs(client, db):
     jake = await member(db, "jake")
-    made = [await create_article(client, jake["token"], title=title) for title in ("日本語の記事", "日本語の記事", "🐉")]
+    made = [
+        await create_article(client, jake["token"], title=title) for title in ("日本語の記事", "日本語の記事", "🐉")
+    ]
     assert len({article["slug"] for article in made}) == 3
     for article in made:
         assert URL_SAFE_SLUG.match(article["slug"])
@@ -196,7 +200,9 @@ async def test_an_update_without_a_new_title_keeps_the_slug(client, db):
 async def test_the_author_updates_the_given_fields(client, db):
     jake = await member(db, "jake")
     article = await create_article(client, jake["token"], tags=["b", "a"])
-    response = await put_article(client, jake["token"], article["slug"], {"body": "With two hands", "description": "new"})
+    response = await put_article(
+        client, jake["token"], article["slug"], {"body": "With two hands", "description": "new"}
+    )
     updated = (await ok(response))["article"]
     assert (updated["body"], updated["description"], updated["title"]) == ("With two hands", "new", article["title"])
     assert updated["tagList"] == ["a", "b"]
@@ -249,8 +255,11 @@ async def test_delete_answers_204_and_removes_the_article_with_its_comments_and_
     jake = await member(db, "jake")
     article = await create_article(client, jake["token"], tags=["gone"])
     await favorite(client, jake["token"], article["slug"])
-    await ok(await client.post(f"/api/articles/{article['slug']}/comments", json={"comment": {"body": "x"}},
-                               headers=auth(jake["token"])))
+    await ok(
+        await client.post(
+            f"/api/articles/{article['slug']}/comments", json={"comment": {"body": "x"}}, headers=auth(jake["token"])
+        )
+    )
     response = await client.delete(f"/api/articles/{article['slug']}", headers=auth(jake["token"]))
     assert response.status == 204 and await response.read() == b""
     await errors(await client.get(f"/api/articles/{article['slug']}"), 404)
@@ -493,7 +502,11 @@ async def test_the_counted_pages_really_hold_20_articles(counted):
 )
 @pytest.mark.parametrize(
     ("data", "content_type"),
-    [(b'{"article": {"title": ', "application/json"), (b'{"article": {}}', "text/plain"), (b"\xff\xfe", "application/json")],
+    [
+        (b'{"article": {"title": ', "application/json"),
+        (b'{"article": {}}', "text/plain"),
+        (b"\xff\xfe", "application/json"),
+    ],
     ids=["malformed", "wrong-type", "not-utf8"],
 )
 async def test_bad_bodies_are_422_json_on_every_write(client, db, method, path, data, content_type):

@@ -45,7 +45,9 @@ async def test_comments_show_whether_the_reader_follows_each_author(client, arti
     await comment(client, article["anna"]["token"], article["slug"], "by anna")
     await comment(client, article["jake"]["token"], article["slug"], "by jake")
     await follow(client, article["jake"]["token"], "anna")
-    seen = {c["body"]: c["author"]["following"] for c in await comments(client, article["slug"], article["jake"]["token"])}
+    seen = {
+        c["body"]: c["author"]["following"] for c in await comments(client, article["slug"], article["jake"]["token"])
+    }
     assert seen == {"by anna": True, "by jake": False}
     assert {c["author"]["following"] for c in await comments(client, article["slug"])} == {False}
 
@@ -70,7 +72,12 @@ async def test_commenting_needs_a_valid_token(client, article, db):
 
 @pytest.mark.parametrize(
     ("payload", "field"),
-    [({"comment": {"body": ""}}, "body"), ({"comment": {}}, "body"), ({"comment": {"body": 1}}, "body"), ({}, "comment")],
+    [
+        ({"comment": {"body": ""}}, "body"),
+        ({"comment": {}}, "body"),
+        ({"comment": {"body": 1}}, "body"),
+        ({}, "comment"),
+    ],
 )
 async def test_a_comment_is_validated(client, article, payload, field):
     path = f"/api/articles/{article['slug']}/comments"
@@ -100,9 +107,9 @@ async def test_deleting_an_unknown_comment_is_404(client, article):
     other = (await create_article(client, token, title="Another"))["slug"]
     made = await comment(client, token, other)
     headers = auth(token)
-    assert set(await errors(await client.delete(f"/api/articles/{article['slug']}/comments/999999", headers=headers), 404)) == {
-        "comment"
-    }
+    assert set(
+        await errors(await client.delete(f"/api/articles/{article['slug']}/comments/999999", headers=headers), 404)
+    ) == {"comment"}
     # a comment exists only under its own article
     await errors(await client.delete(f"/api/articles/{article['slug']}/comments/{made['id']}", headers=headers), 404)
     await errors(await client.delete(f"/api/articles/nothing/comments/{made['id']}", headers=headers), 404)

@@ -30,8 +30,13 @@ async def test_registrations_with_the_same_email_at_once_make_one_user(client, d
         *(
             client.post(
                 "/api/users",
-                json={"user": {"username": f"jake{n}", "email": "Jake@Jake.jake" if n % 2 else "jake@jake.jake",
-                               "password": "jakejakejake"}},
+                json={
+                    "user": {
+                        "username": f"jake{n}",
+                        "email": "Jake@Jake.jake" if n % 2 else "jake@jake.jake",
+                        "password": "jakejakejake",
+                    }
+                },
             )
             for n in range(RACERS)
         )
@@ -47,7 +52,8 @@ async def test_registrations_with_the_same_username_at_once_make_one_user(client
     responses = await asyncio.gather(
         *(
             client.post(
-                "/api/users", json={"user": {"username": "jake", "email": f"jake{n}@jake.jake", "password": "jakejakejake"}}
+                "/api/users",
+                json={"user": {"username": "jake", "email": f"jake{n}@jake.jake", "password": "jakejakejake"}},
             )
             for n in range(RACERS)
         )
@@ -159,8 +165,9 @@ async def test_favoriting_or_commenting_an_article_as_it_is_deleted_is_404(clien
         if action == "favorite":
             request = client.post(f"/api/articles/{slug}/favorite", headers=auth(jake["token"]))
         else:
-            request = client.post(f"/api/articles/{slug}/comments", json={"comment": {"body": "x"}},
-                                  headers=auth(jake["token"]))
+            request = client.post(
+                f"/api/articles/{slug}/comments", json={"comment": {"body": "x"}}, headers=auth(jake["token"])
+            )
         pending = asyncio.ensure_future(request)
         async with asyncio.timeout(10):
             while not await waiting_on_a_lock(db):  # bounded poll until the request is blocked

@@ -95,9 +95,7 @@ async def test_pool_opens_with_the_app_and_closes_when_it_stops(make_client, dat
     assert await db.fetchval(count) == 0
 
 
-@pytest.mark.parametrize(
-    ("path", "status"), [("/t/ok", 200), ("/t/raise", 500), ("/t/error-response", 409)]
-)
+@pytest.mark.parametrize(("path", "status"), [("/t/ok", 200), ("/t/raise", 500), ("/t/error-response", 409)])
 async def test_connection_goes_back_on_every_path(make_client, probe, path, status):
     client = await make_client(routes=probe.install)
     response = await client.get(path)
@@ -150,10 +148,10 @@ async def test_non_transactional_route_runs_in_autocommit(make_client, probe, db
     assert await db.fetchval("SELECT count(*) FROM login_failures") == 2  # account and address
 
 
-async def test_exhausted_pool_answers_503_with_retry_after_and_requests_without_db_still_pass(
-    make_client, probe
-):
-    client = await make_client(routes=probe.install, DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="0", DB_ACQUIRE_TIMEOUT="0.2")
+async def test_exhausted_pool_answers_503_with_retry_after_and_requests_without_db_still_pass(make_client, probe):
+    client = await make_client(
+        routes=probe.install, DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="0", DB_ACQUIRE_TIMEOUT="0.2"
+    )
     holder = asyncio.create_task(client.get("/t/hold"))
     await asyncio.wait_for(probe.entered.wait(), 5)
 
@@ -232,8 +230,7 @@ async def test_a_client_leaving_mid_body_is_its_fault_not_a_database_outage(clie
     metrics = client.server.app[keys.METRICS]
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     writer.write(
-        b"POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 1000\r\n\r\n{\"user\":"
+        b'POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"user":'
     )
     await writer.drain()
     writer.close()

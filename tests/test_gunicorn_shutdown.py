@@ -72,9 +72,7 @@ async def test_in_flight_requests_finish_after_sigterm_then_pool_closes_and_exit
 
     await lock.rollback()
     results = await asyncio.gather(*puts)
-    assert [(status, body["article"]["body"]) for status, _, body in results] == [
-        (200, f"edit {i}") for i in range(3)
-    ]
+    assert [(status, body["article"]["body"]) for status, _, body in results] == [(200, f"edit {i}") for i in range(3)]
     assert await server.wait_exit() == 0
     server.assert_clean_exit()
     await eventually(lambda: _no_service_connections(db), "the pools' connections to leave pg_stat_activity")

@@ -19,7 +19,9 @@ async def test_livez_and_readyz_when_the_database_answers(client):
     assert await ready.json() == {"status": "ready"}
 
 
-@pytest.mark.parametrize(("migrate_on_start", "reason"), [("false", "database unreachable"), ("true", "database not migrated yet")])
+@pytest.mark.parametrize(
+    ("migrate_on_start", "reason"), [("false", "database unreachable"), ("true", "database not migrated yet")]
+)
 async def test_readyz_is_503_when_the_database_is_unreachable(make_client, migrate_on_start, reason):
     nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/conduit"
     client = await make_client(DATABASE_URL=nowhere, MIGRATE_ON_START=migrate_on_start, DB_CONNECT_TIMEOUT="0.5")
@@ -47,7 +49,9 @@ async def test_readyz_stays_200_while_the_pool_is_saturated(make_client):
     from tests.test_connection_handling import Probe
 
     probe = Probe()
-    client = await make_client(routes=probe.install, DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="0", DB_ACQUIRE_TIMEOUT="0.2")
+    client = await make_client(
+        routes=probe.install, DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="0", DB_ACQUIRE_TIMEOUT="0.2"
+    )
     holder = asyncio.create_task(client.get("/t/hold"))
     await asyncio.wait_for(probe.entered.wait(), 5)
     assert (await client.get("/api/tags")).status == 503

@@ -100,7 +100,9 @@ async def explain(url: str, sql: str, args: list, mode: str) -> dict:
         await conn.close()
 
 
-NAMES = list(variants({"users": ["x"], "follower": "x", "tag": "t", "author": "a", "favoriter": "f", "slugs": ["s"] * 8}))
+NAMES = list(
+    variants({"users": ["x"], "follower": "x", "tag": "t", "author": "a", "favoriter": "f", "slugs": ["s"] * 8})
+)
 
 
 @pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
@@ -109,7 +111,9 @@ def test_no_list_query_scans_the_articles_table(seeded, name, mode):
     url, facts = seeded
     sql, args = variants(facts)[name]
     plan = asyncio.run(explain(url, sql, args, mode))
-    scans = [node for node in nodes(plan) if node["Node Type"] == "Seq Scan" and node.get("Relation Name") == "articles"]
+    scans = [
+        node for node in nodes(plan) if node["Node Type"] == "Seq Scan" and node.get("Relation Name") == "articles"
+    ]
     assert not scans, f"{name} ({mode}) reads the whole articles table:\n{json.dumps(plan, indent=1)[:4000]}"
     # and it really ran: the plan is not a stub that returned nothing
     assert plan["Actual Rows"] == 1

@@ -70,8 +70,17 @@ def test_the_document_follows_the_declarations():
 
     api = Api()
 
-    @api.route("POST", "/api/notes", tag="Notes", summary="Write a note", auth="required", body=NoteRequest,
-               response=NoteRequest, status=201, errors=(409,))
+    @api.route(
+        "POST",
+        "/api/notes",
+        tag="Notes",
+        summary="Write a note",
+        auth="required",
+        body=NoteRequest,
+        response=NoteRequest,
+        status=201,
+        errors=(409,),
+    )
     async def create_note(request, body):  # pragma: no cover - never called
         """Notes are short."""
 
@@ -120,8 +129,9 @@ async def test_error_answers_have_the_documented_shapes(client):
         404: await client.get("/api/articles/no-such-article"),
         422: await client.post("/api/articles", json={"article": {}}, headers=auth(token)),
         405: await client.patch("/api/tags"),
-        413: await client.post("/api/users", data=io.BytesIO(b"x" * (1024 * 1024 + 1)),
-                               headers={"Content-Type": "application/json"}),
+        413: await client.post(
+            "/api/users", data=io.BytesIO(b"x" * (1024 * 1024 + 1)), headers={"Content-Type": "application/json"}
+        ),
     }
     for status, response in answers.items():
         assert response.status == status

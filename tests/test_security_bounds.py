@@ -24,7 +24,7 @@ async def test_body_over_the_limit_gets_413_before_it_is_read(make_client, db):
     try:
         writer.write(
             b"POST /api/users HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 10485760\r\n\r\n{\"user\": "
+            b'Content-Length: 10485760\r\n\r\n{"user": '
         )
         await writer.drain()
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
@@ -59,8 +59,10 @@ async def test_chunked_body_over_the_limit_gets_413_json(make_client, db):
 async def test_body_at_the_limit_is_read(make_client):
     client = await make_client(MAX_BODY_SIZE=str(LIMIT))
     padding = "x" * (LIMIT - len('{"user":{"username":"u1","email":"u1@example.com","password":"password123"},"p":""}'))
-    body = json.dumps({"user": {"username": "u1", "email": "u1@example.com", "password": "password123"},
-                       "p": padding}, separators=(",", ":")).encode()
+    body = json.dumps(
+        {"user": {"username": "u1", "email": "u1@example.com", "password": "password123"}, "p": padding},
+        separators=(",", ":"),
+    ).encode()
     assert len(body) == LIMIT
     response = await client.post("/api/users", data=body, headers={"Content-Type": "application/json"})
     assert response.status == 201, await response.text()
@@ -98,8 +100,9 @@ async def _send(client, token: str, where: str, field: str, value, slug: str):
     return await client.post(f"/api/articles/{slug}/comments", json={"comment": {field: value}}, headers=auth(token))
 
 
-@pytest.mark.parametrize("where, field, maximum, make", STRING_FIELDS,
-                         ids=[f"{where}.{field}" for where, field, _, _ in STRING_FIELDS])
+@pytest.mark.parametrize(
+    "where, field, maximum, make", STRING_FIELDS, ids=[f"{where}.{field}" for where, field, _, _ in STRING_FIELDS]
+)
 async def test_every_string_has_a_maximum_length(client, db, where, field, maximum, make):
     owner = await register(client, "owner")
     slug = (await create_article(client, owner["token"], title="target"))["slug"]
@@ -124,9 +127,19 @@ async def test_tag_list_has_a_maximum_count(client, db):
 
 @pytest.mark.parametrize(
     "query, field",
-    [("limit=0", "limit"), ("limit=101", "limit"), ("limit=-5", "limit"), ("limit=ten", "limit"),
-     ("limit=1e3", "limit"), ("offset=-1", "offset"), (f"offset={2**31}", "offset"), ("offset=%00", "offset"),
-     ("tag=" + "t" * 41, "tag"), ("author=" + "a" * 41, "author"), ("favorited=no%20spaces", "favorited")],
+    [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=-5", "limit"),
+        ("limit=ten", "limit"),
+        ("limit=1e3", "limit"),
+        ("offset=-1", "offset"),
+        (f"offset={2**31}", "offset"),
+        ("offset=%00", "offset"),
+        ("tag=" + "t" * 41, "tag"),
+        ("author=" + "a" * 41, "author"),
+        ("favorited=no%20spaces", "favorited"),
+    ],
 )
 async def test_page_and_filter_bounds(client, query, field):
     for path in ("/api/articles", "/api/articles/feed"):
@@ -149,20 +162,22 @@ HOSTILE = [
     "<img src=x onerror=alert(1)>&amp;&lt;",
     "\u202eevil\u2028line\u2029sep \ufeff bom",
     "emoji \U0001f600 and surrogate pair \ud83d\ude00".encode("utf-16", "surrogatepass").decode("utf-16"),
-    "tab\tnewline\ncr\r quote\" backslash\\",
+    'tab\tnewline\ncr\r quote" backslash\\',
 ]
 
 
 async def test_sql_and_html_looking_strings_are_stored_and_returned_verbatim(client, db):
     user = await register(client)
     for text in HOSTILE:
-        article = await create_article(client, user["token"], title=text, tags=[text[:40]],
-                                       description=text, body=text)
+        article = await create_article(client, user["token"], title=text, tags=[text[:40]], description=text, body=text)
         fetched = await (await client.get(f"/api/articles/{quote(article['slug'], safe='')}")).json()
         assert fetched["article"]["title"] == fetched["article"]["body"] == text
         assert fetched["article"]["tagList"] == [text[:40]]
-        comment = await client.post(f"/api/articles/{quote(article['slug'], safe='')}/comments",
-                                    json={"comment": {"body": text}}, headers=auth(user["token"]))
+        comment = await client.post(
+            f"/api/articles/{quote(article['slug'], safe='')}/comments",
+            json={"comment": {"body": text}},
+            headers=auth(user["token"]),
+        )
         assert (await comment.json())["comment"]["body"] == text
         me = await client.put("/api/user", json={"user": {"bio": text}}, headers=auth(user["token"]))
         assert (await me.json())["user"]["bio"] == text
@@ -175,26 +190,36 @@ async def test_sql_and_html_looking_strings_are_stored_and_returned_verbatim(cli
 async def test_nul_is_a_422_in_body_path_and_query(client, db):
     user = await register(client)
     slug = (await create_article(client, user["token"]))["slug"]
-    comment = await client.post(f"/api/articles/{slug}/comments", json={"comment": {"body": "c"}},
-                                headers=auth(user["token"]))
+    comment = await client.post(
+        f"/api/articles/{slug}/comments", json={"comment": {"body": "c"}}, headers=auth(user["token"])
+    )
     comment_id = (await comment.json())["comment"]["id"]
     as_user = auth(user["token"])
-    body = await client.post("/api/articles", headers=as_user,
-                             json={"article": {"title": "nul\u0000", "description": "d", "body": "b"}})
+    body = await client.post(
+        "/api/articles", headers=as_user, json={"article": {"title": "nul\u0000", "description": "d", "body": "b"}}
+    )
     assert body.status == 422 and "title" in (await body.json())["errors"]
     nul = "%00"
     for method, path in [
-        ("GET", f"/api/profiles/{nul}"), ("POST", f"/api/profiles/a{nul}/follow"),
-        ("DELETE", f"/api/profiles/{nul}/follow"), ("GET", f"/api/articles/{nul}"),
-        ("PUT", f"/api/articles/x{nul}"), ("DELETE", f"/api/articles/{nul}"),
-        ("POST", f"/api/articles/{nul}/favorite"), ("DELETE", f"/api/articles/{nul}/favorite"),
-        ("GET", f"/api/articles/{nul}/comments"), ("POST", f"/api/articles/{nul}/comments"),
-        ("DELETE", f"/api/articles/{nul}/comments/{comment_id}"), ("DELETE", f"/api/articles/{slug}/comments/{nul}"),
-        ("GET", f"/api/articles?tag={nul}"), ("GET", f"/api/articles?author=x{nul}"),
+        ("GET", f"/api/profiles/{nul}"),
+        ("POST", f"/api/profiles/a{nul}/follow"),
+        ("DELETE", f"/api/profiles/{nul}/follow"),
+        ("GET", f"/api/articles/{nul}"),
+        ("PUT", f"/api/articles/x{nul}"),
+        ("DELETE", f"/api/articles/{nul}"),
+        ("POST", f"/api/articles/{nul}/favorite"),
+        ("DELETE", f"/api/articles/{nul}/favorite"),
+        ("GET", f"/api/articles/{nul}/comments"),
+        ("POST", f"/api/articles/{nul}/comments"),
+        ("DELETE", f"/api/articles/{nul}/comments/{comment_id}"),
+        ("DELETE", f"/api/articles/{slug}/comments/{nul}"),
+        ("GET", f"/api/articles?tag={nul}"),
+        ("GET", f"/api/articles?author=x{nul}"),
     ]:
         payload = {"article": {"title": "t"}} if method == "PUT" else {"comment": {"body": "c"}}
-        response = await client.request(method, URL(path, encoded=True), headers=as_user,
-                                         json=payload if method in ("PUT", "POST") else None)
+        response = await client.request(
+            method, URL(path, encoded=True), headers=as_user, json=payload if method in ("PUT", "POST") else None
+        )
         assert response.status == 422, (method, path, response.status, await response.text())
         assert response.content_type == "application/json"
     assert await db.fetchval("SELECT count(*) FROM comments") == 1
@@ -210,15 +235,28 @@ async def test_nul_is_a_422_in_body_path_and_query(client, db):
         b"[" * 100_000 + b"]" * 100_000,  # deep: 200 kB of nesting
         b'{"user": ' * 5000 + b"{}" + b"}" * 5000,
         b'{"user": {"username": "ab", "email": "a@example.com", "password": ['
-        + b",".join([b"1e999999", b"-" + b"9" * 5000] * 50) + b"]}}",  # huge numbers
+        + b",".join([b"1e999999", b"-" + b"9" * 5000] * 50)
+        + b"]}}",  # huge numbers
         b'{"user": {"username": 12, "email": null, "password": []}}',
         b"",
         b"null",
         b'"just a string"',
         b'{"user": {"username": "ab", "email": "a@example.com", "password": "password123"',  # cut short
     ],
-    ids=["invalid-utf8", "high-surrogate", "low-surrogate", "nul", "deep-array", "deep-object", "huge-numbers",
-         "wrong-types", "empty", "null", "string", "truncated"],
+    ids=[
+        "invalid-utf8",
+        "high-surrogate",
+        "low-surrogate",
+        "nul",
+        "deep-array",
+        "deep-object",
+        "huge-numbers",
+        "wrong-types",
+        "empty",
+        "null",
+        "string",
+        "truncated",
+    ],
 )
 async def test_malformed_json_is_a_422(client, db, raw):
     response = await client.post("/api/users", data=raw, headers={"Content-Type": "application/json"})
@@ -234,8 +272,9 @@ async def test_huge_json_within_the_body_limit_is_a_422(client, db):
     tags = ["t"] * 150_000
     body = json.dumps({"article": {"title": "t", "description": "d", "body": "b", "tagList": tags}}).encode()
     assert len(body) < 1024 * 1024
-    response = await client.post("/api/articles", data=body,
-                                 headers={"Content-Type": "application/json", **auth(user["token"])})
+    response = await client.post(
+        "/api/articles", data=body, headers={"Content-Type": "application/json", **auth(user["token"])}
+    )
     assert response.status == 422
     assert "tagList" in (await response.json())["errors"]
     assert await db.fetchval("SELECT count(*) FROM articles") == 0
@@ -244,8 +283,9 @@ async def test_huge_json_within_the_body_limit_is_a_422(client, db):
 async def test_a_valid_surrogate_pair_is_stored_as_its_character(client, db):
     user = await register(client)
     raw = b'{"article": {"title": "smile \\ud83d\\ude00", "description": "d", "body": "b"}}'
-    response = await client.post("/api/articles", data=raw,
-                                 headers={"Content-Type": "application/json", **auth(user["token"])})
+    response = await client.post(
+        "/api/articles", data=raw, headers={"Content-Type": "application/json", **auth(user["token"])}
+    )
     assert response.status == 201, await response.text()
     assert await db.fetchval("SELECT title FROM articles") == "smile \U0001f600"
 

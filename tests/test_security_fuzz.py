@@ -19,8 +19,24 @@ from tests.helpers import auth, create_article, register
 
 TABLES = ["users", "follows", "articles", "tags", "article_tags", "favorites", "comments"]
 
-SNIPPETS = ["'; DROP TABLE users; --", "<script>alert(1)</script>", "\x00", "\ud800", "\udfff", "%00", "../..",
-            "$1", "\\", '"', "{{7*7}}", "\u202e", "\U0001f600", "admin@example.com", "alice", "target"]
+SNIPPETS = [
+    "'; DROP TABLE users; --",
+    "<script>alert(1)</script>",
+    "\x00",
+    "\ud800",
+    "\udfff",
+    "%00",
+    "../..",
+    "$1",
+    "\\",
+    '"',
+    "{{7*7}}",
+    "\u202e",
+    "\U0001f600",
+    "admin@example.com",
+    "alice",
+    "target",
+]
 
 characters = st.one_of(
     st.characters(),
@@ -31,8 +47,11 @@ texts = st.one_of(
     st.text(characters, max_size=30),
     st.sampled_from(SNIPPETS),
     st.builds(lambda c, n: c * n, st.sampled_from(["a", "é", "\U0001f600"]), st.integers(0, 2100)),
-    st.builds(lambda a, b: f"{a}@{b}.com", st.text(characters, min_size=1, max_size=12),
-              st.text(characters, min_size=1, max_size=8)),
+    st.builds(
+        lambda a, b: f"{a}@{b}.com",
+        st.text(characters, min_size=1, max_size=12),
+        st.text(characters, min_size=1, max_size=8),
+    ),
 )
 # Path segments stay short: a request line over aiohttp's 8190 bytes is refused by the HTTP parser
 # itself (400 text/plain), before the app sees it.
@@ -41,8 +60,12 @@ SEGMENTS = [
     st.text(st.sampled_from(NASTY), min_size=1, max_size=6),
     st.text(characters, max_size=40),
     st.sampled_from(SNIPPETS),
-    st.builds(lambda a, snippet, b: a + snippet + b, st.text(characters, max_size=8), st.sampled_from(SNIPPETS),
-              st.text(characters, max_size=8)),
+    st.builds(
+        lambda a, snippet, b: a + snippet + b,
+        st.text(characters, max_size=8),
+        st.sampled_from(SNIPPETS),
+        st.text(characters, max_size=8),
+    ),
 ]
 
 
@@ -52,10 +75,12 @@ def segment_or(draw, existing: Any) -> Any:
     return draw(st.sampled_from([st.just(existing), st.just(existing), *SEGMENTS]).flatmap(lambda s: s))
 
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
-                    st.floats(allow_nan=True, allow_infinity=True), texts)
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True), texts
+)
 json_values = st.recursive(
-    scalars, lambda children: st.lists(children, max_size=4) | st.dictionaries(texts, children, max_size=4),
+    scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(texts, children, max_size=4),
     max_leaves=12,
 )
 
@@ -81,14 +106,17 @@ ENDPOINTS = [
 storable = st.characters(exclude_categories=("Cs", "Cc"))
 printable_snippets = [s for s in SNIPPETS if s.isprintable() and s.encode("utf-8", "ignore").decode() == s]
 plain = st.one_of(st.text(storable, min_size=1, max_size=60), st.sampled_from(printable_snippets))
-no_at = st.text(st.characters(exclude_categories=("Cs", "Cc", "Zs"), exclude_characters="@"),
-                min_size=1, max_size=20)
+no_at = st.text(st.characters(exclude_categories=("Cs", "Cc", "Zs"), exclude_characters="@"), min_size=1, max_size=20)
 _serial = itertools.count()  # hypothesis starts from small values: without it most would be taken
 PLAUSIBLE = {
-    "username": st.builds(lambda name: f"{name}{next(_serial)}",
-                          st.from_regex(r"[A-Za-z0-9_.-]{1,30}", fullmatch=True)),
-    "email": st.builds(lambda local, host: f"{local}{next(_serial)}@{host}.com", no_at,
-                       st.from_regex(r"[a-z0-9-]{1,12}", fullmatch=True)),
+    "username": st.builds(
+        lambda name: f"{name}{next(_serial)}", st.from_regex(r"[A-Za-z0-9_.-]{1,30}", fullmatch=True)
+    ),
+    "email": st.builds(
+        lambda local, host: f"{local}{next(_serial)}@{host}.com",
+        no_at,
+        st.from_regex(r"[a-z0-9-]{1,12}", fullmatch=True),
+    ),
     "password": st.text(storable, min_size=8, max_size=40),
     "tagList": st.lists(st.text(storable, min_size=1, max_size=40), max_size=10),
 }
@@ -144,8 +172,11 @@ async def world(client, db) -> World:
     for title, owner in [("first", alice), ("second", bob), ("third", alice), ("fourth", bob)]:
         article = await create_article(client, owner["token"], title=title, tags=["t1", "t2"])
         for commenter in (alice, bob):
-            await client.post(f"/api/articles/{article['slug']}/comments", json={"comment": {"body": "hello"}},
-                              headers=auth(commenter["token"]))
+            await client.post(
+                f"/api/articles/{article['slug']}/comments",
+                json={"comment": {"body": "hello"}},
+                headers=auth(commenter["token"]),
+            )
     return World(client, db, {"alice": alice["token"], "bob": bob["token"]})
 
 
@@ -172,14 +203,14 @@ INVARIANTS = {
     "emails are unique in any case": "SELECT count(*) - count(DISTINCT lower(email)) FROM users",
     "at most ten tags": "SELECT count(*) FROM (SELECT 1 FROM article_tags GROUP BY article_id HAVING count(*) > 10) x",
     "article totals equal rows": "SELECT (SELECT coalesce(sum(articles), 0) FROM article_totals)"
-                                 " - (SELECT count(*) FROM articles)",
+    " - (SELECT count(*) FROM articles)",
     "no orphan articles": "SELECT count(*) FROM articles WHERE author_id NOT IN (SELECT id FROM users)",
     "no orphan comments": "SELECT count(*) FROM comments WHERE article_id NOT IN (SELECT id FROM articles)"
-                          " OR author_id NOT IN (SELECT id FROM users)",
+    " OR author_id NOT IN (SELECT id FROM users)",
     "no orphan favorites": "SELECT count(*) FROM favorites WHERE article_id NOT IN (SELECT id FROM articles)"
-                           " OR user_id NOT IN (SELECT id FROM users)",
+    " OR user_id NOT IN (SELECT id FROM users)",
     "no orphan tag links": "SELECT count(*) FROM article_tags WHERE tag_id NOT IN (SELECT id FROM tags)"
-                           " OR article_id NOT IN (SELECT id FROM articles)",
+    " OR article_id NOT IN (SELECT id FROM articles)",
     "nobody follows themselves": "SELECT count(*) FROM follows WHERE follower_id = followed_id",
 }
 _INVARIANTS = "SELECT " + ", ".join(f"({sql}) AS i{n}" for n, sql in enumerate(INVARIANTS.values()))
@@ -195,12 +226,23 @@ async def send(world: World, case: dict) -> tuple[Any, dict]:
     db = world.db
     slug = case["slug"]
     if slug is None:
-        slug = await db.fetchval("SELECT slug FROM articles ORDER BY id OFFSET $1 % greatest(1, "
-                                 "(SELECT count(*) FROM articles)) LIMIT 1", case["pick"]) or "gone"
+        slug = (
+            await db.fetchval(
+                "SELECT slug FROM articles ORDER BY id OFFSET $1 % greatest(1, "
+                "(SELECT count(*) FROM articles)) LIMIT 1",
+                case["pick"],
+            )
+            or "gone"
+        )
     comment_id = case["id"]
     if comment_id is None:
-        comment_id = str(await db.fetchval("SELECT id FROM comments ORDER BY id OFFSET $1 % greatest(1, "
-                                           "(SELECT count(*) FROM comments)) LIMIT 1", case["pick"]) or 1)
+        comment_id = str(
+            await db.fetchval(
+                "SELECT id FROM comments ORDER BY id OFFSET $1 % greatest(1, (SELECT count(*) FROM comments)) LIMIT 1",
+                case["pick"],
+            )
+            or 1
+        )
     path = case["template"].format(slug=segment(slug), id=segment(comment_id), username=segment(case["username"]))
     headers = {}
     if case["caller"] in world.tokens:

@@ -22,10 +22,14 @@ async def every_kind_of_answer(client) -> dict[str, object]:
 
     return {
         "200": await client.get("/api/tags"),
-        "201": await client.post("/api/articles", headers=auth(user["token"]),
-                                 json={"article": {"title": "t", "description": "d", "body": "b"}}),
-        "204 preflight": await client.options("/api/articles", headers={"Origin": APP,
-                                                                       "Access-Control-Request-Method": "POST"}),
+        "201": await client.post(
+            "/api/articles",
+            headers=auth(user["token"]),
+            json={"article": {"title": "t", "description": "d", "body": "b"}},
+        ),
+        "204 preflight": await client.options(
+            "/api/articles", headers={"Origin": APP, "Access-Control-Request-Method": "POST"}
+        ),
         "401": await client.get("/api/user"),
         "404 router": await client.get("/no/such/path"),
         "404 handler": await client.get("/api/profiles/nobody"),

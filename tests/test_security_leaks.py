@@ -16,8 +16,20 @@ from service.db import connection
 from tests.conftest import ProductionLikeServer
 from tests.helpers import auth, create_article, register
 
-SECRET_DETAILS = ("Traceback", "no_such_table", "SELECT", "/work/", ".py", "line ", "asyncpg", "aiohttp",
-                  "Python", "RuntimeError", "UndefinedTable", "password_hash")
+SECRET_DETAILS = (
+    "Traceback",
+    "no_such_table",
+    "SELECT",
+    "/work/",
+    ".py",
+    "line ",
+    "asyncpg",
+    "aiohttp",
+    "Python",
+    "RuntimeError",
+    "UndefinedTable",
+    "password_hash",
+)
 
 
 async def raise_runtime_error(request: web.Request) -> web.Response:
@@ -42,8 +54,9 @@ async def client_with_faults(app_env, db, aiohttp_client):
     return await aiohttp_client(ProductionLikeServer(app))
 
 
-@pytest.mark.parametrize("path, detail", [("/test-only/python-error", "RuntimeError"),
-                                          ("/test-only/sql-error", "no_such_table")])
+@pytest.mark.parametrize(
+    "path, detail", [("/test-only/python-error", "RuntimeError"), ("/test-only/sql-error", "no_such_table")]
+)
 async def test_unexpected_error_is_a_generic_500_with_the_request_id(client_with_faults, caplog, path, detail):
     caplog.set_level(logging.ERROR, logger="service.errors")
     response = await client_with_faults.get(path, headers={"X-Request-ID": "leak-check-1"})
@@ -84,8 +97,9 @@ async def test_no_response_contains_a_password_hash(client, db):
     await call("GET", "/api/user", alice["token"])
     await call("PUT", "/api/user", alice["token"], json={"user": {"password": "another-password", "bio": "b"}})
     await call("PUT", "/api/user", alice["token"], json={"user": {"email": "bob@example.com"}})
-    await call("POST", "/api/users", json={"user": {"username": "alice", "email": "a2@example.com",
-                                                    "password": "password123"}})
+    await call(
+        "POST", "/api/users", json={"user": {"username": "alice", "email": "a2@example.com", "password": "password123"}}
+    )
     await call("GET", "/api/profiles/alice")
     await call("POST", "/api/profiles/alice/follow", bob["token"])
     await call("GET", f"/api/articles/{slug}", bob["token"])

@@ -32,8 +32,9 @@ async def snapshot(db) -> dict:
         "comments": [dict(r) for r in await db.fetch("SELECT id, body, author_id FROM comments ORDER BY id")],
         "favorites": [tuple(r) for r in await db.fetch("SELECT user_id, article_id FROM favorites")],
         "follows": [tuple(r) for r in await db.fetch("SELECT follower_id, followed_id FROM follows")],
-        "alice": dict(await db.fetchrow("SELECT username, email, password_hash, bio, image FROM users "
-                                        "WHERE username = 'alice'")),
+        "alice": dict(
+            await db.fetchrow("SELECT username, email, password_hash, bio, image FROM users WHERE username = 'alice'")
+        ),
     }
 
 
@@ -61,8 +62,7 @@ async def test_only_the_author_may_update_or_delete_an_article_or_comment(client
 async def test_a_comment_cannot_be_deleted_through_another_article(client, db, two_users):
     alice, mallory, slug, comment_id = two_users
     own = await create_article(client, mallory["token"], title="Mallory's")
-    response = await client.delete(f"/api/articles/{own['slug']}/comments/{comment_id}",
-                                   headers=auth(mallory["token"]))
+    response = await client.delete(f"/api/articles/{own['slug']}/comments/{comment_id}", headers=auth(mallory["token"]))
     assert response.status == 404
     assert await db.fetchval("SELECT count(*) FROM comments WHERE id = $1", comment_id) == 1
 
@@ -82,8 +82,7 @@ async def test_per_user_writes_touch_only_the_callers_own_rows(client, db, two_u
     # Favorite / follow / comment / update-self act as Mallory.
     assert (await client.post(f"/api/articles/{slug}/favorite", headers=as_mallory)).status == 200
     assert (await client.post("/api/profiles/alice/follow", headers=as_mallory)).status == 200
-    comment = await client.post(f"/api/articles/{slug}/comments", json={"comment": {"body": "hi"}},
-                                headers=as_mallory)
+    comment = await client.post(f"/api/articles/{slug}/comments", json={"comment": {"body": "hi"}}, headers=as_mallory)
     assert comment.status == 200
     updated = await client.put("/api/user", json={"user": {"bio": "just mallory"}}, headers=as_mallory)
     assert (await updated.json())["user"]["username"] == "mallory"

@@ -57,8 +57,9 @@ def test_the_server_process_exits_2_with_one_line(case, secret, message):
     env.update(PRODUCTION, PORT="18110", PYTHONPATH=str(ROOT))
     if secret is not None:
         env["JWT_SECRET"] = secret
-    done = subprocess.run([sys.executable, "-m", "service", "serve"], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "service", "serve"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2, done
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr + done.stdout

@@ -47,8 +47,9 @@ def without(name: str, payload: dict) -> dict:
 
 
 BAD_TOKENS = {
-    "expired": lambda uid: signed(claims(uid, iat=int(time.time()) - 7200, nbf=int(time.time()) - 7200,
-                                         exp=int(time.time()) - 60)),
+    "expired": lambda uid: signed(
+        claims(uid, iat=int(time.time()) - 7200, nbf=int(time.time()) - 7200, exp=int(time.time()) - 60)
+    ),
     "not yet valid": lambda uid: signed(claims(uid, nbf=int(time.time()) + 3600)),
     "other key": lambda uid: signed(claims(uid), key="another-secret-another-secret-0123456789"),
     "alg none": lambda uid: unsigned(claims(uid)),

@@ -46,8 +46,11 @@ async def every_operation(client) -> None:
     """Each declared operation at least once, with a few of their error answers besides."""
     jake, jane = await register(client), await register(client)
     me, her = auth(jake["token"]), auth(jane["token"])
-    assert (await client.post("/api/users/login", json={"user": {"email": f"{jake['username']}@example.com",
-                                                                "password": "password123"}})).status == 200
+    assert (
+        await client.post(
+            "/api/users/login", json={"user": {"email": f"{jake['username']}@example.com", "password": "password123"}}
+        )
+    ).status == 200
     wrong = {"user": {"email": "no@example.com", "password": "wrong-password"}}
     assert (await client.post("/api/users/login", json=wrong)).status == 401
     assert (await client.post("/api/users/login", json=wrong)).status == 429  # LOGIN_MAX_FAILURES=1
@@ -85,7 +88,10 @@ async def statement_timeout(request: web.Request) -> web.Response:
 async def test_no_route_leaves_session_state_on_its_connection(make_client, mode):
     client = await make_client(
         routes=lambda app: app.router.add_get("/t/statement-timeout", statement_timeout),
-        DB_POOL_MIN_SIZE="1", DB_POOL_MAX_SIZE="1", DB_POOL_MODE=mode, LOGIN_MAX_FAILURES="1",
+        DB_POOL_MIN_SIZE="1",
+        DB_POOL_MAX_SIZE="1",
+        DB_POOL_MODE=mode,
+        LOGIN_MAX_FAILURES="1",
         DB_STATEMENT_TIMEOUT="0.1",
     )
     await every_operation(client)
@@ -108,5 +114,9 @@ async def test_the_check_sees_session_state_that_a_reset_would_have_undone(make_
     )
     assert (await client.get("/t/leave-state")).status == 200
     assert await session_state(client) == {
-        "settings": ["work_mem"], "channels": ["somewhere"], "advisory_locks": 1, "cursors": 1, "temporary_tables": 1,
+        "settings": ["work_mem"],
+        "channels": ["somewhere"],
+        "advisory_locks": 1,
+        "cursors": 1,
+        "temporary_tables": 1,
     }

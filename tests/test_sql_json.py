@@ -30,8 +30,12 @@ async def world(client):
     )
     assert response.status == 200
     tricky = await create_article(
-        client, bob["token"], title="Héllo " + AWKWARD[:40], tags=["zeta", "alpha", "émoji 🐉"],
-        description=AWKWARD, body=AWKWARD * 3,
+        client,
+        bob["token"],
+        title="Héllo " + AWKWARD[:40],
+        tags=["zeta", "alpha", "émoji 🐉"],
+        description=AWKWARD,
+        body=AWKWARD * 3,
     )
     plain = await create_article(client, alice["token"], title="Plain")
     assert (await client.post("/api/profiles/bob/follow", headers=auth(alice["token"]))).status == 200
@@ -76,9 +80,13 @@ async def test_built_json_carries_the_data(client, world):
     assert article["tagList"] == ["alpha", "zeta", "émoji 🐉"]  # sorted (by code point: the C collation)
     assert article["description"] == AWKWARD and article["body"] == AWKWARD * 3
     assert article["favorited"] is True and article["favoritesCount"] == 1
-    assert article["author"] == {"username": "bob", "bio": AWKWARD, "image": "https://example.com/b.png",
-                                 "following": True}
-    listed = (await (await client.get("/api/articles", headers=alice)).json())
+    assert article["author"] == {
+        "username": "bob",
+        "bio": AWKWARD,
+        "image": "https://example.com/b.png",
+        "following": True,
+    }
+    listed = await (await client.get("/api/articles", headers=alice)).json()
     assert listed["articlesCount"] == 2 and [a["slug"] for a in listed["articles"]] == [world["plain"], world["tricky"]]
     assert {k: v for k, v in article.items() if k != "body"} == listed["articles"][1]
     comments = (await (await client.get(f"/api/articles/{world['tricky']}/comments")).json())["comments"]

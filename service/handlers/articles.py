@@ -69,8 +69,16 @@ def feed_statement() -> str:
 # Reads below check the token's user in their own query (verify_user=False): one round trip.
 
 
-@api.route("GET", "/api/articles", tag=TAG, summary="Recent articles, filtered", auth="optional",
-           query=ArticleFilters, response=MultipleArticlesResponse, verify_user=False)
+@api.route(
+    "GET",
+    "/api/articles",
+    tag=TAG,
+    summary="Recent articles, filtered",
+    auth="optional",
+    query=ArticleFilters,
+    response=MultipleArticlesResponse,
+    verify_user=False,
+)
 async def list_articles(request: web.Request, query: ArticleFilters) -> web.Response:
     filters = [value for value in (query.tag, query.author, query.favorited) if value is not None]
     statement = list_statement(query.tag is not None, query.author is not None, query.favorited is not None)
@@ -78,23 +86,50 @@ async def list_articles(request: web.Request, query: ArticleFilters) -> web.Resp
     return built_json(await conn.fetchrow(statement, viewer_id(request), query.limit, query.offset, *filters), "")
 
 
-@api.route("GET", "/api/articles/feed", tag=TAG, summary="Recent articles by followed users", auth="required",
-           query=Page, response=MultipleArticlesResponse, verify_user=False)
+@api.route(
+    "GET",
+    "/api/articles/feed",
+    tag=TAG,
+    summary="Recent articles by followed users",
+    auth="required",
+    query=Page,
+    response=MultipleArticlesResponse,
+    verify_user=False,
+)
 async def get_feed(request: web.Request, query: Page) -> web.Response:
     me = current_user(request)
     conn = await connection(request)
     return built_json(await conn.fetchrow(feed_statement(), me.id, query.limit, query.offset), "")
 
 
-@api.route("GET", ARTICLE, tag=TAG, summary="One article", auth="optional",
-           params=ArticlePath, response=SingleArticleResponse, errors=(404,), verify_user=False)
+@api.route(
+    "GET",
+    ARTICLE,
+    tag=TAG,
+    summary="One article",
+    auth="optional",
+    params=ArticlePath,
+    response=SingleArticleResponse,
+    errors=(404,),
+    verify_user=False,
+)
 async def get_article(request: web.Request, params: ArticlePath) -> web.Response:
     conn = await connection(request)
     return await _single(conn, viewer_id(request), params.slug)
 
 
-@api.route("POST", "/api/articles", tag=TAG, summary="Create an article", auth="required",
-           body=NewArticleRequest, response=SingleArticleResponse, status=201, transaction=True, errors=(409,))
+@api.route(
+    "POST",
+    "/api/articles",
+    tag=TAG,
+    summary="Create an article",
+    auth="required",
+    body=NewArticleRequest,
+    response=SingleArticleResponse,
+    status=201,
+    transaction=True,
+    errors=(409,),
+)
 async def create_article(request: web.Request, body: NewArticleRequest) -> web.Response:
     me = current_user(request)
     new = body.article
@@ -120,12 +155,19 @@ async def _owned_article(conn: asyncpg.Connection, slug: str, user_id: int) -> a
     return row
 
 
-@api.route("PUT", ARTICLE, tag=TAG, summary="Update an article", auth="required",
-           params=ArticlePath, body=UpdateArticleRequest, response=SingleArticleResponse, transaction=True,
-           errors=(403, 404, 409))
-async def update_article(
-    request: web.Request, params: ArticlePath, body: UpdateArticleRequest
-) -> web.Response:
+@api.route(
+    "PUT",
+    ARTICLE,
+    tag=TAG,
+    summary="Update an article",
+    auth="required",
+    params=ArticlePath,
+    body=UpdateArticleRequest,
+    response=SingleArticleResponse,
+    transaction=True,
+    errors=(403, 404, 409),
+)
+async def update_article(request: web.Request, params: ArticlePath, body: UpdateArticleRequest) -> web.Response:
     me = current_user(request)
     changes = body.article
     conn = await connection(request)
@@ -146,8 +188,17 @@ async def update_article(
     return await _single(conn, me.id, slug)
 
 
-@api.route("DELETE", ARTICLE, tag=TAG, summary="Delete an article", auth="required",
-           params=ArticlePath, status=204, transaction=True, errors=(403, 404))
+@api.route(
+    "DELETE",
+    ARTICLE,
+    tag=TAG,
+    summary="Delete an article",
+    auth="required",
+    params=ArticlePath,
+    status=204,
+    transaction=True,
+    errors=(403, 404),
+)
 async def delete_article(request: web.Request, params: ArticlePath) -> None:
     me = current_user(request)
     conn = await connection(request)
@@ -155,8 +206,17 @@ async def delete_article(request: web.Request, params: ArticlePath) -> None:
     await conn.execute(_q.delete, row["id"])
 
 
-@api.route("POST", "/api/articles/{slug}/favorite", tag="Favorites", summary="Favorite an article",
-           auth="required", params=ArticlePath, response=SingleArticleResponse, transaction=True, errors=(404,))
+@api.route(
+    "POST",
+    "/api/articles/{slug}/favorite",
+    tag="Favorites",
+    summary="Favorite an article",
+    auth="required",
+    params=ArticlePath,
+    response=SingleArticleResponse,
+    transaction=True,
+    errors=(404,),
+)
 async def favorite_article(request: web.Request, params: ArticlePath) -> web.Response:
     me = current_user(request)
     slug = params.slug
@@ -166,8 +226,17 @@ async def favorite_article(request: web.Request, params: ArticlePath) -> web.Res
     return await _single(conn, me.id, slug)
 
 
-@api.route("DELETE", "/api/articles/{slug}/favorite", tag="Favorites", summary="Unfavorite an article",
-           auth="required", params=ArticlePath, response=SingleArticleResponse, transaction=True, errors=(404,))
+@api.route(
+    "DELETE",
+    "/api/articles/{slug}/favorite",
+    tag="Favorites",
+    summary="Unfavorite an article",
+    auth="required",
+    params=ArticlePath,
+    response=SingleArticleResponse,
+    transaction=True,
+    errors=(404,),
+)
 async def unfavorite_article(request: web.Request, params: ArticlePath) -> web.Response:
     me = current_user(request)
     slug = params.slug

@@ -17,16 +17,34 @@ _q = queries("comments")
 TAG = "Comments"
 
 
-@api.route("GET", "/api/articles/{slug}/comments", tag=TAG, summary="An article's comments, newest first",
-           auth="optional", params=ArticlePath, response=MultipleCommentsResponse, errors=(404,), verify_user=False)
+@api.route(
+    "GET",
+    "/api/articles/{slug}/comments",
+    tag=TAG,
+    summary="An article's comments, newest first",
+    auth="optional",
+    params=ArticlePath,
+    response=MultipleCommentsResponse,
+    errors=(404,),
+    verify_user=False,
+)
 async def get_comments(request: web.Request, params: ArticlePath) -> web.Response:
     conn = await connection(request)
     return built_json(await conn.fetchrow(_q.for_article, params.slug, viewer_id(request)), "article")
 
 
-@api.route("POST", "/api/articles/{slug}/comments", tag=TAG, summary="Comment on an article", auth="required",
-           params=ArticlePath, body=NewCommentRequest, response=SingleCommentResponse, transaction=True,
-           errors=(404,))
+@api.route(
+    "POST",
+    "/api/articles/{slug}/comments",
+    tag=TAG,
+    summary="Comment on an article",
+    auth="required",
+    params=ArticlePath,
+    body=NewCommentRequest,
+    response=SingleCommentResponse,
+    transaction=True,
+    errors=(404,),
+)
 async def create_comment(request: web.Request, params: ArticlePath, body: NewCommentRequest) -> SingleCommentResponse:
     conn = await connection(request)
     row = await conn.fetchrow(_q.insert, params.slug, current_user(request).id, body.comment.body)
@@ -35,8 +53,17 @@ async def create_comment(request: web.Request, params: ArticlePath, body: NewCom
     return SingleCommentResponse(comment=comment(row))
 
 
-@api.route("DELETE", "/api/articles/{slug}/comments/{id}", tag=TAG, summary="Delete a comment", auth="required",
-           params=CommentPath, status=204, transaction=True, errors=(403, 404))
+@api.route(
+    "DELETE",
+    "/api/articles/{slug}/comments/{id}",
+    tag=TAG,
+    summary="Delete a comment",
+    auth="required",
+    params=CommentPath,
+    status=204,
+    transaction=True,
+    errors=(403, 404),
+)
 async def delete_comment(request: web.Request, params: CommentPath) -> None:
     conn = await connection(request)
     row = await conn.fetchrow(_q.author, params.slug, params.id)

@@ -24,15 +24,32 @@ def _profile(row: asyncpg.Record | None) -> ProfileResponse:
     )
 
 
-@api.route("GET", "/api/profiles/{username}", tag=TAG, summary="A user's profile", auth="optional",
-           params=ProfilePath, response=ProfileResponse, errors=(404,))
+@api.route(
+    "GET",
+    "/api/profiles/{username}",
+    tag=TAG,
+    summary="A user's profile",
+    auth="optional",
+    params=ProfilePath,
+    response=ProfileResponse,
+    errors=(404,),
+)
 async def get_profile(request: web.Request, params: ProfilePath) -> ProfileResponse:
     conn = await connection(request)
     return _profile(await conn.fetchrow(_q.by_username, params.username, viewer_id(request)))
 
 
-@api.route("POST", "/api/profiles/{username}/follow", tag=TAG, summary="Follow a user", auth="required",
-           params=ProfilePath, response=ProfileResponse, transaction=True, errors=(404, 422))
+@api.route(
+    "POST",
+    "/api/profiles/{username}/follow",
+    tag=TAG,
+    summary="Follow a user",
+    auth="required",
+    params=ProfilePath,
+    response=ProfileResponse,
+    transaction=True,
+    errors=(404, 422),
+)
 async def follow_user(request: web.Request, params: ProfilePath) -> ProfileResponse:
     me = current_user(request)
     conn = await connection(request)
@@ -42,8 +59,17 @@ async def follow_user(request: web.Request, params: ProfilePath) -> ProfileRespo
     return _profile(row)
 
 
-@api.route("DELETE", "/api/profiles/{username}/follow", tag=TAG, summary="Unfollow a user", auth="required",
-           params=ProfilePath, response=ProfileResponse, transaction=True, errors=(404,))
+@api.route(
+    "DELETE",
+    "/api/profiles/{username}/follow",
+    tag=TAG,
+    summary="Unfollow a user",
+    auth="required",
+    params=ProfilePath,
+    response=ProfileResponse,
+    transaction=True,
+    errors=(404,),
+)
 async def unfollow_user(request: web.Request, params: ProfilePath) -> ProfileResponse:
     conn = await connection(request)
     return _profile(await conn.fetchrow(_q.unfollow, params.username, current_user(request).id))

@@ -37,8 +37,16 @@ def _taken(username: bool, email: bool) -> ApiError:
     return ApiError(422, errors or {"user": ["has already been taken"]})
 
 
-@api.route("POST", "/api/users", tag=TAG, summary="Register a user", body=NewUserRequest,
-           response=UserResponse, status=201, transaction=True)
+@api.route(
+    "POST",
+    "/api/users",
+    tag=TAG,
+    summary="Register a user",
+    body=NewUserRequest,
+    response=UserResponse,
+    status=201,
+    transaction=True,
+)
 async def create_user(request: web.Request, body: NewUserRequest) -> UserResponse:
     new = body.user
     password_hash = await hash_password(new.password)  # before taking a connection
@@ -50,8 +58,15 @@ async def create_user(request: web.Request, body: NewUserRequest) -> UserRespons
     return _user(request, row)
 
 
-@api.route("POST", "/api/users/login", tag=TAG, summary="Log in", body=LoginUserRequest,
-           response=UserResponse, errors=(401, 429))
+@api.route(
+    "POST",
+    "/api/users/login",
+    tag=TAG,
+    summary="Log in",
+    body=LoginUserRequest,
+    response=UserResponse,
+    errors=(401, 429),
+)
 async def login(request: web.Request, body: LoginUserRequest) -> UserResponse:
     # Not one transaction: a failed attempt must be recorded although the answer is an error.
     credentials = body.user
@@ -62,7 +77,9 @@ async def login(request: web.Request, body: LoginUserRequest) -> UserResponse:
     await put_back(request)  # argon2 takes tens of milliseconds: hold no pool slot meanwhile
     # An unknown email costs one argon2 verification too (against a dummy hash): same time.
     if not await verify_password(found["password_hash"] if found else None, credentials.password):
-        raise ApiError(401, {"credentials": ["email or password is invalid"]}, {"WWW-Authenticate": "Token"})  # the entry stays: a failure
+        raise ApiError(
+            401, {"credentials": ["email or password is invalid"]}, {"WWW-Authenticate": "Token"}
+        )  # the entry stays: a failure
     conn = await connection(request)
     await login_succeeded(conn, limit_keys, attempt)
     row = await conn.fetchrow(_q.by_id, found["id"])
@@ -71,8 +88,16 @@ async def login(request: web.Request, body: LoginUserRequest) -> UserResponse:
 
 # 422 is never answered here (there is no input to reject); it is listed because the official
 # contract lists it for every operation, and clients generated from that contract expect it.
-@api.route("GET", "/api/user", tag=TAG, summary="The current user", auth="required", response=UserResponse,
-           verify_user=False, errors=(422,))
+@api.route(
+    "GET",
+    "/api/user",
+    tag=TAG,
+    summary="The current user",
+    auth="required",
+    response=UserResponse,
+    verify_user=False,
+    errors=(422,),
+)
 async def get_current_user(request: web.Request) -> UserResponse:
     user = current_user(request)
     conn = await connection(request)
@@ -82,8 +107,18 @@ async def get_current_user(request: web.Request) -> UserResponse:
     return _user(request, row, token=user.token)
 
 
-@api.route("PUT", "/api/user", tag=TAG, summary="Update the current user", auth="required",
-           body=UpdateUserRequest, response=UserResponse, transaction=True, verify_user=False, errors=(422,))
+@api.route(
+    "PUT",
+    "/api/user",
+    tag=TAG,
+    summary="Update the current user",
+    auth="required",
+    body=UpdateUserRequest,
+    response=UserResponse,
+    transaction=True,
+    verify_user=False,
+    errors=(422,),
+)
 async def update_current_user(request: web.Request, body: UpdateUserRequest) -> UserResponse:
     user = current_user(request)
     changes = body.user
@@ -101,7 +136,9 @@ async def update_current_user(request: web.Request, body: UpdateUserRequest) -> 
             changes.image or None,
         )
     except asyncpg.UniqueViolationError as error:
-        raise _taken(error.constraint_name == "users_username_key", error.constraint_name == "users_email_key") from None
+        raise _taken(
+            error.constraint_name == "users_username_key", error.constraint_name == "users_email_key"
+        ) from None
     if row is None:
         raise unauthorized("the token's user does not exist")
     return _user(request, row, token=user.token)

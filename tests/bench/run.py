@@ -104,13 +104,21 @@ def start_service(
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     return Gunicorn(
-        f"service-{port}", ["-c", "python:service.gunicorn_conf", "service.app:create_app"], env, port, "/readyz",
+        f"service-{port}",
+        ["-c", "python:service.gunicorn_conf", "service.app:create_app"],
+        env,
+        port,
+        "/readyz",
         cwd=tree or ROOT,
     )
 
 
 def start_reference(
-    dsn: str, port: int, articles: int, worker: str = "aiohttp.GunicornUVLoopWebWorker", reset: str = "default",
+    dsn: str,
+    port: int,
+    articles: int,
+    worker: str = "aiohttp.GunicornUVLoopWebWorker",
+    reset: str = "default",
     gate: bool = False,
 ) -> Gunicorn:
     env = {"REF_DATABASE_URL": dsn, "REF_ARTICLES": str(articles), "REF_RESET": reset, "REF_GATE": "1" if gate else "0"}
@@ -198,11 +206,17 @@ class Endpoint:
 
 def wrk(wrk_path: str, url: str, env: dict[str, str], duration: float, connections: int) -> dict:
     command = [
-        wrk_path, "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "-s", str(LUA), url,
+        wrk_path,
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(LUA),
+        url,
     ]
-    result = subprocess.run(
-        command, env={**os.environ, **env}, capture_output=True, text=True, timeout=duration + 60
-    )
+    result = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=duration + 60)
     for line in result.stdout.splitlines():
         if line.startswith("BENCH_RESULT "):
             return json.loads(line.removeprefix("BENCH_RESULT "))
@@ -326,11 +340,17 @@ def endpoints(facts: dict, tokens: dict[str, str], slug_file: Path) -> list[Endp
         Endpoint("tags", "GET /api/tags", "/api/tags"),
         Endpoint("comments", "GET /api/articles/{slug}/comments", "/api/articles/_slug_/comments", env=slugs),
         Endpoint(
-            "create", "POST /api/articles", "/api/articles",
+            "create",
+            "POST /api/articles",
+            "/api/articles",
             env={**writers, "BENCH_MODE": "create", "BENCH_TAGS": ",".join(TAGS), "BENCH_RUN": str(int(time.time()))},
         ),
-        Endpoint("favorite", "POST+DELETE /api/articles/{slug}/favorite", "/api/articles",
-                 env={**writers, **slugs, "BENCH_MODE": "favorite"}),
+        Endpoint(
+            "favorite",
+            "POST+DELETE /api/articles/{slug}/favorite",
+            "/api/articles",
+            env={**writers, **slugs, "BENCH_MODE": "favorite"},
+        ),
     ]
 
 
@@ -345,8 +365,10 @@ SINGLE_READS = ("slug", "slug_auth")
 
 def report(results: dict[str, Result], reference_rps: float, reference_cpu: float, connections: int) -> bool:
     print()
-    header = (f"| {'endpoint':<44} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'non-2xx':>7} "
-              f"| {'x pool+SELECT':>13} | {'app CPU us/req':>14} | {'db CPU us/req':>13} | {'x by CPU':>8} |")
+    header = (
+        f"| {'endpoint':<44} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'non-2xx':>7} "
+        f"| {'x pool+SELECT':>13} | {'app CPU us/req':>14} | {'db CPU us/req':>13} | {'x by CPU':>8} |"
+    )
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     for result in results.values():
@@ -362,7 +384,9 @@ def report(results: dict[str, Result], reference_rps: float, reference_cpu: floa
         for key in keys:
             if key in results:
                 ratio = results[key].rps / reference_rps
-                verdicts.append((ratio >= minimum, f"{results[key].name}: {ratio:.2f} of pool + one SELECT (>= {minimum})"))
+                verdicts.append(
+                    (ratio >= minimum, f"{results[key].name}: {ratio:.2f} of pool + one SELECT (>= {minimum})")
+                )
     if "connect" in results:
         ratio = reference_rps / results["connect"].rps
         verdicts.append((ratio >= 20, f"pooled / connect-per-request: {ratio:.1f}x (>= 20x)"))
@@ -408,8 +432,11 @@ def main_table(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> bool:
         chosen = endpoints(facts, tokens, slug_file)
         if args.only:
             chosen = [e for e in chosen if e.key in args.only or e.key == "db"]
-        print(f"\nwrk -t1 -c{args.connections}, {args.duration}s per endpoint after a {args.warmup}s warm-up; "
-              f"service with {workers} worker(s); {load_info()}", flush=True)
+        print(
+            f"\nwrk -t1 -c{args.connections}, {args.duration}s per endpoint after a {args.warmup}s warm-up; "
+            f"service with {workers} worker(s); {load_info()}",
+            flush=True,
+        )
         results: dict[str, Result] = {}
         for endpoint in chosen:
             results[endpoint.key] = measure(wrk_path, reference if endpoint.reference else service, endpoint, args)
@@ -417,9 +444,11 @@ def main_table(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> bool:
         again = measure(wrk_path, reference, next(e for e in chosen if e.key == "db"), args)
         reference_rps = statistics.mean([results["db"].rps, again.rps])
         reference_cpu = statistics.mean([r.app_us + r.db_us for r in (results["db"], again)])
-        print(f"\n'pool + one SELECT' measured twice: {results['db'].rps:.0f} and {again.rps:.0f} req/s "
-              f"(drift {abs(again.rps - results['db'].rps) / reference_rps:.0%}); ratios use the mean, "
-              f"{reference_rps:.0f} req/s; {load_info()}")
+        print(
+            f"\n'pool + one SELECT' measured twice: {results['db'].rps:.0f} and {again.rps:.0f} req/s "
+            f"(drift {abs(again.rps - results['db'].rps) / reference_rps:.0%}); ratios use the mean, "
+            f"{reference_rps:.0f} req/s; {load_info()}"
+        )
         ok = report(results, reference_rps, reference_cpu, args.connections)
         service.stop()
         if args.workers_compare and workers == 1:
@@ -509,28 +538,76 @@ def main_levers(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None
         by_key = {e.key: e for e in endpoints(facts, tokens, slug_file)}
         uvloop_ref = started(start_reference(dsn, port + 1, scale.articles))
         levers: list[tuple[str, str, Gunicorn, str, Gunicorn, list[str]]] = [
-            ("worker class", "aiohttp.GunicornWebWorker (asyncio)",
-             started(start_reference(dsn, port + 2, scale.articles, worker="aiohttp.GunicornWebWorker")),
-             "GunicornUVLoopWebWorker (uvloop)", uvloop_ref, ["json", "db"]),
-            ("asyncpg reset query on release", "asyncpg's default", uvloop_ref,
-             "skipped (as the service does)", started(start_reference(dsn, port + 3, scale.articles, reset="skip")),
-             ["db"]),
-            ("waiting for a pool connection", "asyncpg's queue", uvloop_ref,
-             "service.db.Gate in front", started(start_reference(dsn, port + 7, scale.articles, gate=True)), ["db"]),
-            ("asyncpg statement cache", "DB_STATEMENT_CACHE_SIZE=0",
-             started(start_service(dsn, port + 4, 1, {"DB_STATEMENT_CACHE_SIZE": "0"})),
-             "DB_STATEMENT_CACHE_SIZE=100 (default)", current, ["slug", "list", "tag", "user"]),
+            (
+                "worker class",
+                "aiohttp.GunicornWebWorker (asyncio)",
+                started(start_reference(dsn, port + 2, scale.articles, worker="aiohttp.GunicornWebWorker")),
+                "GunicornUVLoopWebWorker (uvloop)",
+                uvloop_ref,
+                ["json", "db"],
+            ),
+            (
+                "asyncpg reset query on release",
+                "asyncpg's default",
+                uvloop_ref,
+                "skipped (as the service does)",
+                started(start_reference(dsn, port + 3, scale.articles, reset="skip")),
+                ["db"],
+            ),
+            (
+                "waiting for a pool connection",
+                "asyncpg's queue",
+                uvloop_ref,
+                "service.db.Gate in front",
+                started(start_reference(dsn, port + 7, scale.articles, gate=True)),
+                ["db"],
+            ),
+            (
+                "asyncpg statement cache",
+                "DB_STATEMENT_CACHE_SIZE=0",
+                started(start_service(dsn, port + 4, 1, {"DB_STATEMENT_CACHE_SIZE": "0"})),
+                "DB_STATEMENT_CACHE_SIZE=100 (default)",
+                current,
+                ["slug", "list", "tag", "user"],
+            ),
         ]
         # The same service logged in as a role whose sessions plan every statement generically.
         generic_dsn = app_dsn(admin_dsn, "conduit_bench", role="generic_plans")
-        levers.append(("plan_cache_mode", "auto (PostgreSQL's default)", current,
-                       "force_generic_plan (ALTER ROLE ... SET)", started(start_service(generic_dsn, port + 6, 1)),
-                       ["list", "tag", "favorited", "feed", "slug"]))
+        levers.append(
+            (
+                "plan_cache_mode",
+                "auto (PostgreSQL's default)",
+                current,
+                "force_generic_plan (ALTER ROLE ... SET)",
+                started(start_service(generic_dsn, port + 6, 1)),
+                ["list", "tag", "favorited", "feed", "slug"],
+            )
+        )
         if args.against:
             old = started(start_service(dsn, port + 5, 1, tree=export_tree(args.against)))
-            levers.append((f"the code at {args.against} against now", args.against, old, "now", current,
-                           ["livez", "slug", "slug_auth", "user", "list", "list_auth", "tag", "author", "favorited",
-                            "feed", "comments", "tags"]))
+            levers.append(
+                (
+                    f"the code at {args.against} against now",
+                    args.against,
+                    old,
+                    "now",
+                    current,
+                    [
+                        "livez",
+                        "slug",
+                        "slug_auth",
+                        "user",
+                        "list",
+                        "list_auth",
+                        "tag",
+                        "author",
+                        "favorited",
+                        "feed",
+                        "comments",
+                        "tags",
+                    ],
+                )
+            )
         print(f"\nwrk -t1 -c{args.connections}, {args.duration}s each after a {args.warmup}s warm-up; {load_info()}")
         summary = []
         for lever, a_name, a, b_name, b, keys in levers:
@@ -539,9 +616,11 @@ def main_levers(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None
                 endpoint = by_key[key]
                 ra = measure(wrk_path, a, endpoint, args)
                 rb = measure(wrk_path, b, endpoint, args)
-                line = (f"{lever:<34} {endpoint.name:<40} B/A req/s {rb.rps / ra.rps:5.2f}   "
-                        f"cpu/req app {ra.app_us:4.0f} -> {rb.app_us:4.0f} us, db {ra.db_us:4.0f} -> {rb.db_us:4.0f} us, "
-                        f"p99 {ra.p99_ms:5.1f} -> {rb.p99_ms:5.1f} ms")
+                line = (
+                    f"{lever:<34} {endpoint.name:<40} B/A req/s {rb.rps / ra.rps:5.2f}   "
+                    f"cpu/req app {ra.app_us:4.0f} -> {rb.app_us:4.0f} us, db {ra.db_us:4.0f} -> {rb.db_us:4.0f} us, "
+                    f"p99 {ra.p99_ms:5.1f} -> {rb.p99_ms:5.1f} ms"
+                )
                 print("    " + line, flush=True)
                 summary.append(line)
         print("\nSummary (B against A, measured back to back):")
@@ -555,19 +634,32 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "5")), help="seconds")
     parser.add_argument("--warmup", type=int, default=1, help="seconds")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--only", type=lambda s: set(s.split(",")), default=None,
-                        help="comma-separated endpoint keys (json,db,connect,livez,list,tag,author,favorited,"
-                             "list_auth,feed,slug,slug_auth,user,tags,comments,create,favorite)")
+    parser.add_argument(
+        "--only",
+        type=lambda s: set(s.split(",")),
+        default=None,
+        help="comma-separated endpoint keys (json,db,connect,livez,list,tag,author,favorited,"
+        "list_auth,feed,slug,slug_auth,user,tags,comments,create,favorite)",
+    )
     parser.add_argument("--no-workers-compare", dest="workers_compare", action="store_false")
     parser.add_argument("--scale", action="store_true", help="the list-page cost at 1k, 10k and 100k articles")
-    parser.add_argument("--sizes", type=lambda s: [int(n) for n in s.split(",")], default=[1_000, 10_000, 100_000],
-                        help="article counts for --scale")
+    parser.add_argument(
+        "--sizes",
+        type=lambda s: [int(n) for n in s.split(",")],
+        default=[1_000, 10_000, 100_000],
+        help="article counts for --scale",
+    )
     parser.add_argument("--levers", action="store_true", help="each lever on and off, side by side")
-    parser.add_argument("--against", metavar="GIT_REV", default=None,
-                        help="with --levers: also the service as it was at GIT_REV (e.g. main) against now")
+    parser.add_argument(
+        "--against",
+        metavar="GIT_REV",
+        default=None,
+        help="with --levers: also the service as it was at GIT_REV (e.g. main) against now",
+    )
     parser.add_argument("--keep", action="store_true", help="keep .bench/ (the database and the logs)")
-    parser.add_argument("--trust", action="store_true",
-                        help="the service's role logs in without a password (default: scram-sha-256)")
+    parser.add_argument(
+        "--trust", action="store_true", help="the service's role logs in without a password (default: scram-sha-256)"
+    )
     args = parser.parse_args()
 
     from service.embedded import EmbeddedPostgres

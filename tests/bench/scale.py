@@ -14,6 +14,7 @@ import asyncpg
 from service.handlers.articles import feed_statement, list_statement
 from tests.bench.run import BASE_PORT, Endpoint, load_info, login, measure, prepare_database, start_service
 
+
 def _literal(value: object) -> str:
     if value is None:
         return "NULL"
@@ -57,12 +58,27 @@ def main_scale(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None:
             token = {"BENCH_TOKENS": login(service.url(""), facts["follower"])}
             variants = [
                 ("newest 20", "/api/articles?limit=20", {}, list_statement(False, False, False), [None, 20, 0]),
-                ("?tag=", f"/api/articles?limit=20&tag={facts['tag']}", {},
-                 list_statement(True, False, False), [None, 20, 0, facts["tag"]]),
-                ("?author=", f"/api/articles?limit=20&author={facts['author']}", {},
-                 list_statement(False, True, False), [None, 20, 0, facts["author"]]),
-                ("?favorited=", f"/api/articles?limit=20&favorited={facts['favoriter']}", {},
-                 list_statement(False, False, True), [None, 20, 0, facts["favoriter"]]),
+                (
+                    "?tag=",
+                    f"/api/articles?limit=20&tag={facts['tag']}",
+                    {},
+                    list_statement(True, False, False),
+                    [None, 20, 0, facts["tag"]],
+                ),
+                (
+                    "?author=",
+                    f"/api/articles?limit=20&author={facts['author']}",
+                    {},
+                    list_statement(False, True, False),
+                    [None, 20, 0, facts["author"]],
+                ),
+                (
+                    "?favorited=",
+                    f"/api/articles?limit=20&favorited={facts['favoriter']}",
+                    {},
+                    list_statement(False, False, True),
+                    [None, 20, 0, facts["favoriter"]],
+                ),
                 ("feed", "/api/articles/feed?limit=20", token, feed_statement(), [reader_id, 20, 0]),
             ]
             for name, path, env, sql, sql_args in variants:
@@ -72,9 +88,11 @@ def main_scale(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None:
         finally:
             service.stop()
 
-    print("\nA list page (limit 20) as the table grows: req/s through the service (one worker, "
-          f"wrk -c{args.connections}), and PostgreSQL's own time for the page's one statement "
-          "(planning + execution, median of 15 EXPLAIN ANALYZE runs)\n")
+    print(
+        "\nA list page (limit 20) as the table grows: req/s through the service (one worker, "
+        f"wrk -c{args.connections}), and PostgreSQL's own time for the page's one statement "
+        "(planning + execution, median of 15 EXPLAIN ANALYZE runs)\n"
+    )
     header = "| page | " + " | ".join(f"{size:,} articles" for size in args.sizes) + " |"
     print(header)
     print("|---|" + "---|" * len(args.sizes))

@@ -19,28 +19,136 @@ from service.slugs import slugify
 PASSWORD = "password123"  # every seeded user's password, so the bench can log in through the API
 
 TAGS = [
-    "aiohttp", "algorithms", "api", "architecture", "asyncio", "asyncpg", "backend", "caching",
-    "cli", "cloud", "concurrency", "containers", "css", "data", "databases", "debugging", "design",
-    "devops", "distributed", "docker", "dragons", "frontend", "functional", "git", "go", "graphql",
-    "http", "indexes", "javascript", "kubernetes", "linux", "logging", "machine-learning",
-    "monitoring", "networking", "observability", "performance", "postgresql", "python", "queues",
-    "react", "rust", "security", "sql", "testing", "training", "types", "ux", "web", "writing",
+    "aiohttp",
+    "algorithms",
+    "api",
+    "architecture",
+    "asyncio",
+    "asyncpg",
+    "backend",
+    "caching",
+    "cli",
+    "cloud",
+    "concurrency",
+    "containers",
+    "css",
+    "data",
+    "databases",
+    "debugging",
+    "design",
+    "devops",
+    "distributed",
+    "docker",
+    "dragons",
+    "frontend",
+    "functional",
+    "git",
+    "go",
+    "graphql",
+    "http",
+    "indexes",
+    "javascript",
+    "kubernetes",
+    "linux",
+    "logging",
+    "machine-learning",
+    "monitoring",
+    "networking",
+    "observability",
+    "performance",
+    "postgresql",
+    "python",
+    "queues",
+    "react",
+    "rust",
+    "security",
+    "sql",
+    "testing",
+    "training",
+    "types",
+    "ux",
+    "web",
+    "writing",
 ]
 FIRST_NAMES = [
-    "ada", "alan", "barbara", "brian", "charles", "dennis", "donald", "edsger", "frances", "grace",
-    "guido", "hedy", "ivan", "james", "ken", "leslie", "linus", "margaret", "niklaus", "radia",
+    "ada",
+    "alan",
+    "barbara",
+    "brian",
+    "charles",
+    "dennis",
+    "donald",
+    "edsger",
+    "frances",
+    "grace",
+    "guido",
+    "hedy",
+    "ivan",
+    "james",
+    "ken",
+    "leslie",
+    "linus",
+    "margaret",
+    "niklaus",
+    "radia",
 ]
 ADJECTIVES = [
-    "quiet", "fast", "honest", "small", "careful", "lazy", "hidden", "simple", "curious", "stale",
-    "eager", "broken", "tiny", "patient", "shared", "async", "cheap", "bold", "strange", "gentle",
+    "quiet",
+    "fast",
+    "honest",
+    "small",
+    "careful",
+    "lazy",
+    "hidden",
+    "simple",
+    "curious",
+    "stale",
+    "eager",
+    "broken",
+    "tiny",
+    "patient",
+    "shared",
+    "async",
+    "cheap",
+    "bold",
+    "strange",
+    "gentle",
 ]
 NOUNS = [
-    "pools", "dragons", "indexes", "queries", "workers", "sockets", "caches", "tokens", "slugs",
-    "transactions", "locks", "queues", "tests", "plans", "counters", "routes", "schemas", "loops",
+    "pools",
+    "dragons",
+    "indexes",
+    "queries",
+    "workers",
+    "sockets",
+    "caches",
+    "tokens",
+    "slugs",
+    "transactions",
+    "locks",
+    "queues",
+    "tests",
+    "plans",
+    "counters",
+    "routes",
+    "schemas",
+    "loops",
 ]
 VERBS = [
-    "explain", "survive", "outlive", "break", "teach", "hide", "measure", "deserve", "resist",
-    "reward", "surprise", "shape", "need", "forget",
+    "explain",
+    "survive",
+    "outlive",
+    "break",
+    "teach",
+    "hide",
+    "measure",
+    "deserve",
+    "resist",
+    "reward",
+    "surprise",
+    "shape",
+    "need",
+    "forget",
 ]
 WORDS = (
     "the pool lends one connection per request and always takes it back while the planner picks "
@@ -116,7 +224,7 @@ async def seed(conn: asyncpg.Connection, scale: Scale = Scale(), *, distinct_has
     tags = [(i, name) for i, name in enumerate(TAGS, 1)]
 
     # Authors are skewed the way real sites are: a few write much, most write little.
-    author_weights = [1.0 / (rank ** 0.8) for rank in range(1, scale.users + 1)]
+    author_weights = [1.0 / (rank**0.8) for rank in range(1, scale.users + 1)]
     articles, article_tags, slugs = [], [], []
     moment = START
     for i in range(1, scale.articles + 1):
@@ -175,9 +283,7 @@ async def seed(conn: asyncpg.Connection, scale: Scale = Scale(), *, distinct_has
         )
         # COPY wrote explicit ids: move each identity past them, as if the API had made the rows.
         for table in ("users", "tags", "articles", "comments"):
-            await conn.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-            )
+            await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     await settle(conn)
     return facts(scale, slugs, article_tags, follows, favorites, articles)
 

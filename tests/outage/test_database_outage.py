@@ -32,9 +32,7 @@ async def all_succeed(client, token: str, count: int = 12) -> None:
 
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
-async def test_a_stopped_database_answers_503_at_once_and_the_service_recovers_by_itself(
-    make_postgres, serve, mode
-):
+async def test_a_stopped_database_answers_503_at_once_and_the_service_recovers_by_itself(make_postgres, serve, mode):
     # Commits reach the WAL before they are acknowledged, so an immediate stop (a crash) keeps them.
     postgres = make_postgres(synchronous_commit="on")
     client = await serve(postgres.url(), DB_POOL_MAX_SIZE="4")
@@ -118,9 +116,7 @@ async def test_a_read_whose_connection_dies_mid_request_runs_once_more(postgres,
     assert routes.runs == 2
 
 
-async def test_started_with_the_database_down_it_becomes_ready_and_migrates_once_it_is_up(
-    postgres, serve, admin_of
-):
+async def test_started_with_the_database_down_it_becomes_ready_and_migrates_once_it_is_up(postgres, serve, admin_of):
     await postgres.create_database("fresh")
     postgres.stop()
     client = await serve(postgres.url("fresh"), MIGRATE_ON_START="true")

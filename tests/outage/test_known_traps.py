@@ -158,4 +158,3 @@ async def test_a_server_that_never_answers_is_given_up_on_after_the_connect_time
 
 async def _ready(client) -> bool:
     return (await client.get("/readyz")).status == 200
-

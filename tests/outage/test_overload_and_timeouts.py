@@ -23,7 +23,6 @@ from tests.outage.conftest import (
 pytestmark = pytest.mark.outage
 
 
-
 def kinds(caplog) -> list[str]:
     """The kinds of database failure the error middleware logged (`database unavailable (kind)`)."""
     return [r.getMessage().split("(", 1)[1].split(")", 1)[0] for r in caplog.records if r.name == "service.errors"]

@@ -202,4 +202,3 @@ def test_the_statement_cache_is_off_by_default_in_transaction_mode(monkeypatch):
     monkeypatch.delenv("DB_POOL_MODE")
     monkeypatch.delenv("DB_STATEMENT_CACHE_SIZE")
     assert Settings(database_url="postgresql://x/y").db_statement_cache_size == 100
-

@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
 
     collection = args.collection.resolve()
     if not collection.is_file():
-        fail(f"no collection at {collection} (pass --collection or COLLECTION=/path/to/Conduit.postman_collection.json)")
+        fail(
+            f"no collection at {collection} (pass --collection or COLLECTION=/path/to/Conduit.postman_collection.json)"
+        )
     if shutil.which("npx") is None:
         fail("npx (Node.js) is not on PATH")
 
@@ -51,11 +53,17 @@ def main(argv: list[str] | None = None) -> int:
         unique = f"u{int(time.time())}{os.getpid()}"
         status = subprocess.run(
             [
-                *NEWMAN, "run", str(collection),
-                "--global-var", f"APIURL={live.base}/api",
-                "--global-var", f"USERNAME={unique}",
-                "--global-var", f"EMAIL={unique}@mail.com",
-                "--global-var", "PASSWORD=password",
+                *NEWMAN,
+                "run",
+                str(collection),
+                "--global-var",
+                f"APIURL={live.base}/api",
+                "--global-var",
+                f"USERNAME={unique}",
+                "--global-var",
+                f"EMAIL={unique}@mail.com",
+                "--global-var",
+                "PASSWORD=password",
             ],
             cwd=ROOT,
         ).returncode

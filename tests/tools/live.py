@@ -114,7 +114,11 @@ def live_service(
             live = Live(f"http://127.0.0.1:{port}", database_url, folder / "service.log", folder)
             with open(live.log_path, "wb") as log:
                 process = subprocess.Popen(
-                    command or SERVE, cwd=ROOT, env=service_env, stdout=log, stderr=subprocess.STDOUT,
+                    command or SERVE,
+                    cwd=ROOT,
+                    env=service_env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
             try:
