@@ -2,7 +2,9 @@
 
 Each file runs in its own transaction that first takes a transaction-level advisory lock, so
 several workers or instances starting together apply every file exactly once, and the lock is
-released with the transaction (a session-level lock would leak through PgBouncer)."""
+released with the transaction (a session-level lock would leak through PgBouncer). A file that
+begins `-- migrate: repeat` is a batched backfill: its statement runs in one such transaction per
+batch until it returns false, so no lock outlives a batch."""
 
 from __future__ import annotations
 
@@ -31,7 +33,13 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 
 # Errors that say "the server cannot run this now" rather than "this SQL is wrong".
-_TRANSIENT = (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, asyncpg.InsufficientResourcesError)
+# A deadlock with the service's writers (a migration that locks tables) is worth another try too.
+_TRANSIENT = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.DeadlockDetectedError,
+)
 
 
 class MigrationError(Exception):
@@ -43,39 +51,61 @@ def checksum(migration: Migration) -> str:
 
 
 async def apply_migrations(conn: asyncpg.Connection, files: list[Migration] | None = None) -> list[str]:
-    """Apply what is missing; return the versions applied by this call."""
+    """Apply what is missing; return the versions applied by this call.
+
+    A `repeat` file (a batched backfill) runs as many transactions as it takes, each under the
+    lock: several runners share its batches, and it is recorded by the one that sees it finish."""
     applied: list[str] = []
     for migration in files if files is not None else migrations():
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
-            await conn.execute("SET LOCAL statement_timeout = 0")
-            await conn.execute("SET LOCAL lock_timeout = 0")
-            await conn.execute(_CREATE_TABLE)
-            recorded = await conn.fetchval(
-                "SELECT checksum FROM schema_migrations WHERE version = $1", migration.version
-            )
-            if recorded is not None:
-                if recorded != checksum(migration):
-                    raise MigrationError(
-                        f"migration {migration.version} was changed after it was applied "
-                        "(checksum mismatch); add a new migration instead of editing it"
-                    )
-                continue
-            try:
-                await conn.execute(migration.sql)
-            except _TRANSIENT:
-                raise
-            except asyncpg.PostgresError as error:
-                # An error in the file itself: retrying cannot help, a person must fix it.
-                raise MigrationError(f"migration {migration.version} failed: {error!r}") from error
-            await conn.execute(
-                "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)",
-                migration.version,
-                checksum(migration),
-            )
-            applied.append(migration.version)
-            log.info("applied migration %s", migration.version)
+        while True:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
+                await conn.execute("SET LOCAL statement_timeout = 0")
+                await conn.execute("SET LOCAL lock_timeout = 0")
+                await conn.execute(_CREATE_TABLE)
+                if await _recorded(conn, migration):
+                    break
+                more = await _run(conn, migration)
+                if more:
+                    continue  # this batch commits; the next runs in a transaction of its own
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)",
+                    migration.version,
+                    checksum(migration),
+                )
+                applied.append(migration.version)
+                log.info("applied migration %s", migration.version)
+                break
     return applied
+
+
+async def _recorded(conn: asyncpg.Connection, migration: Migration) -> bool:
+    recorded = await conn.fetchval("SELECT checksum FROM schema_migrations WHERE version = $1", migration.version)
+    if recorded is None:
+        return False
+    if recorded != checksum(migration):
+        raise MigrationError(
+            f"migration {migration.version} was changed after it was applied "
+            "(checksum mismatch); add a new migration instead of editing it"
+        )
+    return True
+
+
+async def _run(conn: asyncpg.Connection, migration: Migration) -> bool:
+    """Run the file (once, or one batch of a `repeat` file); whether a `repeat` file has more."""
+    try:
+        if migration.repeated:
+            more = await conn.fetchval(migration.sql)
+            if not isinstance(more, bool):
+                raise MigrationError(f"migration {migration.version} repeats a statement that returned {more!r}")
+            return more
+        await conn.execute(migration.sql)
+        return False
+    except _TRANSIENT:
+        raise
+    except asyncpg.PostgresError as error:
+        # An error in the file itself: retrying cannot help, a person must fix it.
+        raise MigrationError(f"migration {migration.version} failed: {error!r}") from error
 
 
 async def migrate(settings: Settings) -> list[str]:

@@ -8,6 +8,7 @@ from functools import cache
 from importlib import resources
 
 _NAME = re.compile(r"^--\s*name:\s*(?P<name>\w+)\s*$", re.MULTILINE)
+_REPEAT = re.compile(r"\A--\s*migrate:\s*repeat\s*$", re.MULTILINE)
 
 
 def _sql_dir() -> resources.abc.Traversable:
@@ -18,6 +19,12 @@ def _sql_dir() -> resources.abc.Traversable:
 class Migration:
     version: str
     sql: str
+
+    @property
+    def repeated(self) -> bool:
+        """A file whose first line is `-- migrate: repeat`: one statement returning a boolean, run
+        in a transaction of its own again and again while it returns true (a batched backfill)."""
+        return _REPEAT.match(self.sql) is not None
 
 
 def migrations() -> list[Migration]:

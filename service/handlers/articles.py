@@ -54,8 +54,13 @@ def list_statement(tag: bool, author: bool, favorited: bool) -> str:
             counts.append(count.format(n=n))
     if not conditions:
         return _q.list.format(page=_q.page_all, count=_q.count_all)
-    if len(conditions) == 1:  # one filter: its own count, over its own index
-        page = _q.page_favorited.format(n=4) if favorited else _q.page_where.format(where=conditions[0])
+    if len(conditions) == 1:  # one filter: a page from its own index in list order, a kept count
+        if tag:
+            page = _q.page_tag.format(n=4)
+        elif favorited:
+            page = _q.page_favorited.format(n=4)
+        else:
+            page = _q.page_where.format(where=conditions[0])
         return _q.list.format(page=page, count=counts[0])
     where = " AND ".join(conditions)
     return _q.list.format(page=_q.page_where.format(where=where), count=_q.count_where.format(where=where))
