@@ -9,19 +9,16 @@
 -- of queueing on one. Each statement adds to its keys in key order, so two writers on the same
 -- shard take their rows in the same order.
 --
--- This file only creates: existing rows are counted by 0007, in batches, while the service
--- keeps writing (the triggers count every write from this commit on; 0007 recounts each key
--- under a short lock of the counted table, which replaces whatever the triggers had so far).
+-- This file only creates the count tables and the functions, touching no existing table; 0007,
+-- 0008 and 0009 attach them to article_tags, favorites and articles, one table per file; 0010
+-- counts the rows already there, in batches, while the service keeps writing (the triggers
+-- count every write from their commit on; 0010 recounts each key under a short lock of the
+-- counted table, which replaces whatever the triggers had so far); 0011 tidies up.
 
 -- Each article's created_at, copied into the rows that list articles by tag and by favoriter,
 -- so that those pages walk an index in the list's order (newest first, id as tie-break). Filled
 -- by a trigger from the article when the insert does not give it; the API never changes an
 -- article's created_at, and a direct change is copied (articles_created_at_moved).
-ALTER TABLE article_tags ADD COLUMN article_created_at timestamptz;
-ALTER TABLE favorites ADD COLUMN article_created_at timestamptz;
-CREATE INDEX article_tags_tag_newest_idx ON article_tags (tag_id, article_created_at DESC, article_id DESC);
-CREATE INDEX favorites_user_newest_idx ON favorites (user_id, article_created_at DESC, article_id DESC);
-
 CREATE FUNCTION copy_article_created_at() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.article_created_at IS NULL OR TG_OP = 'UPDATE' THEN
@@ -30,11 +27,6 @@ BEGIN
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER article_tags_created_at BEFORE INSERT OR UPDATE OF article_id ON article_tags
-    FOR EACH ROW EXECUTE FUNCTION copy_article_created_at();
-CREATE TRIGGER favorites_created_at BEFORE INSERT OR UPDATE OF article_id ON favorites
-    FOR EACH ROW EXECUTE FUNCTION copy_article_created_at();
-
 CREATE FUNCTION articles_created_at_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE article_tags SET article_created_at = NEW.created_at WHERE article_id = NEW.id;
@@ -42,9 +34,6 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER articles_created_at_moved AFTER UPDATE OF created_at ON articles
-    FOR EACH ROW WHEN (OLD.created_at IS DISTINCT FROM NEW.created_at) EXECUTE FUNCTION articles_created_at_moved();
-
 -- The counts. No foreign keys: when a key goes (a deleted article, user or tag), the cascade
 -- counts its rows down and its count rows stay, at 0 (reads sum them; a few bytes each). They
 -- are not deleted with the key: the cascade's own statement trigger may fire after the key's,
@@ -152,25 +141,6 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER article_tags_count_insert AFTER INSERT ON article_tags
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION article_tags_count();
-CREATE TRIGGER article_tags_count_delete AFTER DELETE ON article_tags
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION article_tags_count();
-CREATE TRIGGER article_tags_count_update AFTER UPDATE ON article_tags
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION article_tags_count();
-CREATE TRIGGER favorites_count_insert AFTER INSERT ON favorites
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION favorites_count();
-CREATE TRIGGER favorites_count_delete AFTER DELETE ON favorites
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION favorites_count();
-CREATE TRIGGER favorites_count_update AFTER UPDATE ON favorites
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION favorites_count();
-CREATE TRIGGER articles_count_insert AFTER INSERT ON articles
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION articles_count();
-CREATE TRIGGER articles_count_delete AFTER DELETE ON articles
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION articles_count();
-CREATE TRIGGER articles_count_update AFTER UPDATE ON articles
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION articles_count();
-
 -- TRUNCATE (also reached through CASCADE) empties what it counted.
 CREATE FUNCTION counts_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -185,13 +155,6 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER article_tags_count_truncate AFTER TRUNCATE ON article_tags
-    FOR EACH STATEMENT EXECUTE FUNCTION counts_truncate();
-CREATE TRIGGER favorites_count_truncate AFTER TRUNCATE ON favorites
-    FOR EACH STATEMENT EXECUTE FUNCTION counts_truncate();
-CREATE TRIGGER articles_count_truncate AFTER TRUNCATE ON articles
-    FOR EACH STATEMENT EXECUTE FUNCTION counts_truncate();
-
 -- favoritesCount from favorite_counts: a lookup of at most 16 rows however popular the article.
 CREATE OR REPLACE FUNCTION articles_json(ids bigint[], viewer bigint) RETURNS json
     LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
@@ -220,7 +183,7 @@ BEGIN
 END
 $$;
 
--- Where 0007's batches have got to: one row per phase, in order; each batch advances one.
+-- Where 0010's batches have got to: one row per phase, in order; each batch advances one.
 CREATE TABLE count_backfill (
     position smallint PRIMARY KEY,
     phase    text NOT NULL,
@@ -230,7 +193,7 @@ CREATE TABLE count_backfill (
 INSERT INTO count_backfill (position, phase)
 VALUES (1, 'article_tags'), (2, 'favorites'), (3, 'favoriters'), (4, 'authors'), (5, 'tags');
 
--- One batch of 0007: the keys [next_key, next_key + width) of the first unfinished phase, under
+-- One batch of 0010: the keys [next_key, next_key + width) of the first unfinished phase, under
 -- a SHARE lock of the one table it reads (concurrent writers of that table wait for this short
 -- transaction; readers do not). With the table's writers excluded, the batch's own statements
 -- see every committed row and nobody else's half-done one, so the count it writes is exact, and

@@ -1,6 +1,0 @@
--- The backfill (0007) is done: its bookkeeping goes, and so does the tag index that
--- article_tags_tag_newest_idx (0006) replaces (same leading column, for GET /api/tags and the
--- cascade from a deleted tag).
-DROP FUNCTION count_backfill_step(bigint);
-DROP TABLE count_backfill;
-DROP INDEX article_tags_tag_idx;
