@@ -83,10 +83,11 @@ SELECT coalesce(sum(favorites), 0)::bigint
   FROM favoriter_counts WHERE user_id = (SELECT id FROM users WHERE username = ${n})
 
 -- name: count_feed
--- The followed authors' counts, summed: one lookup per follow.
-SELECT coalesce(sum(c.articles), 0)::bigint
+-- The followed authors' counts, summed: one lookup per follow (the aggregate in LATERAL keeps it
+-- a lookup; as a join, a generic plan may hash every author's count instead).
+SELECT coalesce(sum(per_author.n), 0)::bigint
   FROM follows fo
-  JOIN author_counts c ON c.user_id = fo.followed_id
+ CROSS JOIN LATERAL (SELECT sum(c.articles) AS n FROM author_counts c WHERE c.user_id = fo.followed_id) AS per_author
  WHERE fo.follower_id = $1
 
 -- name: count_where
