@@ -28,8 +28,8 @@ test: $(STAMP)  ## the whole suite, against a throwaway embedded PostgreSQL unle
 bench: $(STAMP)  ## wrk against the service and reference points on a seeded embedded PostgreSQL (a few minutes; WEB_CONCURRENCY=1)
 	$(PY) -m tests.bench.run
 
-bench-scale: $(STAMP)  ## the cost of a list page at 1k, 10k and 100k articles
-	$(PY) -m tests.bench.run --scale
+bench-scale: $(STAMP)  ## each read at 1k, 10k, 100k and 1M articles (seeded in SQL), then with skew
+	$(PY) -m tests.bench.run --scale --duration 3
 
 bench-levers: $(STAMP)  ## each lever measured on and off in one run (worker class, statement cache, reset, ...)
 	$(PY) -m tests.bench.run --levers

@@ -2,7 +2,7 @@
 side with reference points measured in the same run.
 
     python -m tests.bench.run                 # the table, the targets, 2 workers against 1
-    python -m tests.bench.run --scale         # the cost of a list page at 1k, 10k, 100k articles
+    python -m tests.bench.run --scale         # each read at 1k, 10k, 100k, 1M articles, then skewed
     python -m tests.bench.run --levers [--against main]   # each lever on and off, back to back
     python -m tests.bench.run --only list,slug --duration 10
 
@@ -281,10 +281,41 @@ def app_dsn(admin_dsn: str, database: str, role: str = APP_ROLE) -> str:
     return f"postgresql://{role}:{APP_PASSWORD}@{host}/{database}"
 
 
-async def prepare_database(admin_dsn: str, name: str, scale, distinct_hashes: bool = True) -> tuple[str, dict]:
-    """A new database owned by the service's role, migrated and seeded by that role; its DSN."""
+async def prepare_database(
+    admin_dsn: str, name: str, scale, distinct_hashes: bool = True, tree: Path | None = None
+) -> tuple[str, dict]:
+    """A new database owned by the service's role, migrated and seeded by that role; its DSN.
+    With `tree`, that checkout's migrations make the schema (`--against`)."""
     from service.migrate import apply_migrations
     from tests.bench.seed import seed
+
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}" OWNER {APP_ROLE}')
+    finally:
+        await admin.close()
+    dsn = app_dsn(admin_dsn, name)
+    if tree is not None:
+        subprocess.run(
+            [sys.executable, "-m", "service", "migrate"],
+            cwd=tree,
+            env={**os.environ, "PYTHONPATH": str(tree), "DATABASE_URL": dsn, "APP_ENV": "development"},
+            check=True,
+        )
+    conn = await asyncpg.connect(dsn)
+    try:
+        if tree is None:
+            await apply_migrations(conn)
+        facts = await seed(conn, scale, distinct_hashes=distinct_hashes)
+    finally:
+        await conn.close()
+    return dsn, facts
+
+
+async def prepare_empty(admin_dsn: str, name: str) -> str:
+    """A new database owned by the service's role, migrated by that role and left empty; its DSN."""
+    from service.migrate import apply_migrations
 
     admin = await asyncpg.connect(admin_dsn)
     try:
@@ -296,10 +327,9 @@ async def prepare_database(admin_dsn: str, name: str, scale, distinct_hashes: bo
     conn = await asyncpg.connect(dsn)
     try:
         await apply_migrations(conn)
-        facts = await seed(conn, scale, distinct_hashes=distinct_hashes)
     finally:
         await conn.close()
-    return dsn, facts
+    return dsn
 
 
 def login(base: str, username: str) -> str:
@@ -317,12 +347,23 @@ def login(base: str, username: str) -> str:
 # ---------------------------------------------------------------- the table
 
 
+def fan_tokens(facts: dict, count: int = 100) -> str:
+    """Tokens of many seeded users (signed with the bench's secret: no argon2 per login), so that
+    concurrent favorites of one article come from different users, as they would."""
+    from service.auth import issue_token
+
+    return ",".join(issue_token(n, JWT_SECRET, 3600) for n in range(1, min(count, len(facts["users"])) + 1))
+
+
 def endpoints(facts: dict, tokens: dict[str, str], slug_file: Path) -> list[Endpoint]:
     from tests.bench.seed import TAGS
 
     reader = {"BENCH_TOKENS": tokens["reader"]}
     writers = {"BENCH_TOKENS": ",".join(tokens["writers"])}
+    fans = {"BENCH_TOKENS": fan_tokens(facts)}
     slugs = {"BENCH_SLUGS": str(slug_file)}
+    hot_file = slug_file.with_name("hot-slug.txt")
+    hot_file.write_text(facts["slugs"][len(facts["slugs"]) // 2] + "\n")
     return [
         Endpoint("json", "reference: fixed JSON", "/json", reference=True),
         Endpoint("db", "reference: pool + one SELECT", "/db", reference=True),
@@ -350,6 +391,19 @@ def endpoints(facts: dict, tokens: dict[str, str], slug_file: Path) -> list[Endp
             "POST+DELETE /api/articles/{slug}/favorite",
             "/api/articles",
             env={**writers, **slugs, "BENCH_MODE": "favorite"},
+        ),
+        # Issue 13: many users at once on one hot article, and on many articles.
+        Endpoint(
+            "favorite_hot",
+            "POST+DELETE .../favorite, one hot article",
+            "/api/articles",
+            env={**fans, "BENCH_SLUGS": str(hot_file), "BENCH_MODE": "favorite"},
+        ),
+        Endpoint(
+            "favorite_many",
+            "POST+DELETE .../favorite, many articles",
+            "/api/articles",
+            env={**fans, **slugs, "BENCH_MODE": "favorite"},
         ),
     ]
 
@@ -584,7 +638,11 @@ def main_levers(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None
             )
         )
         if args.against:
-            old = started(start_service(dsn, port + 5, 1, tree=export_tree(args.against)))
+            # The old code on a database of its own, migrated by the old code and seeded alike:
+            # writes are measured with the old schema's triggers and indexes, not the new ones.
+            tree = export_tree(args.against)
+            old_dsn, _ = asyncio.run(prepare_database(admin_dsn, "conduit_bench_old", scale, tree=tree))
+            old = started(start_service(old_dsn, port + 5, 1, tree=tree))
             levers.append(
                 (
                     f"the code at {args.against} against now",
@@ -605,12 +663,17 @@ def main_levers(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None
                         "feed",
                         "comments",
                         "tags",
+                        "favorite_hot",
+                        "favorite_many",
                     ],
                 )
             )
         print(f"\nwrk -t1 -c{args.connections}, {args.duration}s each after a {args.warmup}s warm-up; {load_info()}")
         summary = []
         for lever, a_name, a, b_name, b, keys in levers:
+            keys = [key for key in keys if args.only is None or key in args.only]
+            if not keys:
+                continue
             print(f"\n{lever}: A = {a_name}, B = {b_name}")
             for key in keys:
                 endpoint = by_key[key]
@@ -639,14 +702,14 @@ def main() -> None:
         type=lambda s: set(s.split(",")),
         default=None,
         help="comma-separated endpoint keys (json,db,connect,livez,list,tag,author,favorited,"
-        "list_auth,feed,slug,slug_auth,user,tags,comments,create,favorite)",
+        "list_auth,feed,slug,slug_auth,user,tags,comments,create,favorite,favorite_hot,favorite_many)",
     )
     parser.add_argument("--no-workers-compare", dest="workers_compare", action="store_false")
-    parser.add_argument("--scale", action="store_true", help="the list-page cost at 1k, 10k and 100k articles")
+    parser.add_argument("--scale", action="store_true", help="each read's cost at 1k, 10k, 100k and 1M articles, then with skew")
     parser.add_argument(
         "--sizes",
         type=lambda s: [int(n) for n in s.split(",")],
-        default=[1_000, 10_000, 100_000],
+        default=[1_000, 10_000, 100_000, 1_000_000],
         help="article counts for --scale",
     )
     parser.add_argument("--levers", action="store_true", help="each lever on and off, side by side")

@@ -1,18 +1,117 @@
-"""`make bench-scale`: what a list page costs at 1,000, 10,000 and 100,000 articles (the bench's
-proportions at each size), through the service (wrk) and inside PostgreSQL (EXPLAIN ANALYZE of
-the very statements the handlers run)."""
+"""`make bench-scale`: what each read costs at 1,000, 10,000, 100,000 and 1,000,000 articles, and
+once skew is added at the largest size (issue 13).
+
+One database grows through the sizes, seeded in SQL (not through the API, and not from Python
+rows: a million articles in a couple of minutes on two cores). Its shape at every size: a tag on
+30% of the articles, an author who wrote 12% of them, a user who favorited 20% of them, a reader
+who follows 10 ordinary authors, about 80 articles per user, 1-3 tags and 2 favorites per
+article. Then the skew: one article favorited by 100,000 more users, one tag on 90% of the
+articles (the prolific author already has 120,000 at a million).
+
+Each read is measured through the service (wrk, one worker; CPU per request of the app's worker
+and of PostgreSQL from /proc, the figure a shared machine disturbs least) and inside PostgreSQL
+(planning + execution of the very statement the handler runs, median of EXPLAIN ANALYZE runs, on
+the first page and on page 5)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import random
 import statistics
+import time
 
 import asyncpg
 
 from service.handlers.articles import feed_statement, list_statement
-from tests.bench.run import BASE_PORT, Endpoint, load_info, login, measure, prepare_database, start_service
+from service.sqlfiles import queries
+from tests.bench.run import BASE_PORT, WORK, Endpoint, Result, load_info, measure, prepare_empty, start_service
+
+START = "2020-01-01"
+READER = 3  # follows 10 ordinary authors
+PROLIFIC = 1  # 12% of the articles
+FAVORITER = 2  # favorited 20% of the articles
+FANS = 100_000  # the skew: users who all favorite one article
+
+
+def _h(column: str, salt: int) -> str:
+    """A deterministic pseudo-random 32-bit number from an integer column (multiplicative hash)."""
+    return f"((({column})::bigint * 2654435761 + {salt * 40503}) % 4294967296)"
+
+
+def grow_sql(start: int, end: int) -> str:
+    """Articles start+1..end with their tags and favorites, and the users they need."""
+    users = max(120, end // 80)
+    return f"""
+INSERT INTO users (id, username, email, password_hash, bio)
+OVERRIDING SYSTEM VALUE
+SELECT n, 'user' || n, 'user' || n || '@example.com', 'not-a-hash', 'A bio of user ' || n
+  FROM generate_series(1, {users}) AS n
+ON CONFLICT DO NOTHING;
+SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT max(id) FROM users));
+
+INSERT INTO tags (id, name) OVERRIDING SYSTEM VALUE
+SELECT n, CASE n WHEN 1 THEN 'popular' ELSE 'tag' || n END FROM generate_series(1, 50) AS n
+ON CONFLICT DO NOTHING;
+SELECT setval(pg_get_serial_sequence('tags', 'id'), (SELECT max(id) FROM tags));
+
+INSERT INTO articles (id, slug, title, description, body, author_id, created_at, updated_at)
+OVERRIDING SYSTEM VALUE
+SELECT n, 'measured-article-' || n, 'Measured article ' || n, 'What article ' || n || ' is about.',
+       repeat('The pool lends one connection per request and always takes it back. ', 2 + n % 6),
+       CASE WHEN {_h("n", 1)} % 100 < 12 THEN {PROLIFIC} ELSE 4 + {_h("n", 2)} % ({users} - 3) END,
+       timestamptz '{START}' + n * interval '30 seconds', timestamptz '{START}' + n * interval '30 seconds'
+  FROM generate_series({start + 1}, {end}) AS n;
+SELECT setval(pg_get_serial_sequence('articles', 'id'), {end});
+
+-- 'popular' on 30%; one or two of the other 49 on each.
+INSERT INTO article_tags (article_id, tag_id, article_created_at)
+SELECT a.id, t.tag, a.created_at
+  FROM articles a
+ CROSS JOIN LATERAL (SELECT 1 AS tag WHERE {_h("a.id", 3)} % 10 < 3
+                     UNION SELECT 2 + {_h("a.id", 4)} % 49
+                     UNION SELECT 2 + {_h("a.id", 5)} % 49 WHERE a.id % 2 = 0) AS t
+ WHERE a.id > {start};
+
+-- user {FAVORITER} favorites 20%; two more favorites per article from anyone.
+INSERT INTO favorites (user_id, article_id, article_created_at)
+SELECT u, a.id, a.created_at
+  FROM articles a
+ CROSS JOIN LATERAL (SELECT {FAVORITER} AS u WHERE {_h("a.id", 6)} % 5 = 0
+                     UNION SELECT 1 + {_h("a.id", 7)} % {users}
+                     UNION SELECT 1 + {_h("a.id", 8)} % {users}) AS f
+ WHERE a.id > {start}
+ON CONFLICT DO NOTHING;
+
+-- the reader follows 10 ordinary authors; others follow at random (users / 2 follows).
+INSERT INTO follows (follower_id, followed_id)
+SELECT {READER}, n FROM generate_series(10, 19) AS n
+UNION ALL
+SELECT f, t FROM (SELECT 4 + {_h("n", 9)} % ({users} - 4) AS f, 4 + {_h("n", 10)} % ({users} - 4) AS t
+                    FROM generate_series(1, {users} / 2) AS n) AS pairs WHERE f <> t
+ON CONFLICT DO NOTHING;
+"""
+
+
+def skew_sql(articles: int) -> str:
+    viral = articles // 2
+    return f"""
+INSERT INTO users (username, email, password_hash)
+SELECT 'fan' || n, 'fan' || n || '@example.com', 'not-a-hash' FROM generate_series(1, {FANS}) AS n;
+INSERT INTO favorites (user_id, article_id, article_created_at)
+SELECT u.id, a.id, a.created_at FROM users u, articles a WHERE u.username LIKE 'fan%' AND a.id = {viral};
+INSERT INTO tags (name) VALUES ('everywhere');
+INSERT INTO article_tags (article_id, tag_id, article_created_at)
+SELECT a.id, (SELECT id FROM tags WHERE name = 'everywhere'), a.created_at FROM articles a WHERE a.id % 10 <> 0;
+"""
+
+
+async def settle(conn: asyncpg.Connection) -> None:
+    tables = "users, tags, articles, article_tags, favorites, follows"
+    for counts in ("tag_counts", "author_counts", "favoriter_counts", "favorite_counts", "article_totals"):
+        tables += f", {counts}"
+    await conn.execute(f"VACUUM (ANALYZE) {tables}")
 
 
 def _literal(value: object) -> str:
@@ -23,8 +122,8 @@ def _literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-async def server_ms(dsn: str, sql: str, args: list, runs: int = 15) -> tuple[float, float]:
-    """Median planning and execution time (ms) of the prepared statement, warmed past the five
+async def server_ms(dsn: str, sql: str, args: list, runs: int = 9) -> float:
+    """Median planning + execution time (ms) of the prepared statement, warmed past the five
     executions after which PostgreSQL may switch it to a generic plan (as in the service)."""
     conn = await asyncpg.connect(dsn)
     try:
@@ -32,73 +131,140 @@ async def server_ms(dsn: str, sql: str, args: list, runs: int = 15) -> tuple[flo
         execute = f"EXECUTE q({', '.join(_literal(a) for a in args)})"
         for _ in range(8):
             await conn.execute(execute)
-        planning, execution = [], []
+        times = []
         for _ in range(runs):
             raw = await conn.fetchval(f"EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON, FORMAT JSON) {execute}")
             result = json.loads(raw)[0]
-            planning.append(result["Planning Time"])
-            execution.append(result["Execution Time"])
-        return statistics.median(planning), statistics.median(execution)
+            times.append(result["Planning Time"] + result["Execution Time"])
+        return statistics.median(times)
     finally:
         await conn.close()
 
 
-def main_scale(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None:
-    from tests.bench.seed import Scale
+def reads(slug_file: str, token: str, viral: str | None) -> list[tuple[str, str, dict[str, str], str, list]]:
+    """(row name, path, wrk environment, statement, its arguments with the offset as "OFFSET")."""
+    by_slug = queries("articles").by_slug
+    rows = [
+        ("newest", "/api/articles?limit=20", {}, list_statement(False, False, False), [None, 20, "OFFSET"]),
+        (
+            "one article (random)",
+            "/api/articles/_slug_",
+            {"BENCH_SLUGS": slug_file},
+            by_slug,
+            [None, "measured-article-77"],
+        ),
+        (
+            "?tag= (30%)",
+            "/api/articles?limit=20&tag=popular",
+            {},
+            list_statement(True, False, False),
+            [None, 20, "OFFSET", "popular"],
+        ),
+        (
+            "?author= (12%)",
+            f"/api/articles?limit=20&author=user{PROLIFIC}",
+            {},
+            list_statement(False, True, False),
+            [None, 20, "OFFSET", f"user{PROLIFIC}"],
+        ),
+        (
+            "?favorited= (20%)",
+            f"/api/articles?limit=20&favorited=user{FAVORITER}",
+            {},
+            list_statement(False, False, True),
+            [None, 20, "OFFSET", f"user{FAVORITER}"],
+        ),
+        (
+            "feed (10 follows)",
+            "/api/articles/feed?limit=20",
+            {"BENCH_TOKENS": token},
+            feed_statement(),
+            [READER, 20, "OFFSET"],
+        ),
+    ]
+    if viral:
+        rows += [
+            (
+                "skew: the article with 100k favorites",
+                f"/api/articles/{viral}",
+                {},
+                by_slug,
+                [None, viral],
+            ),
+            (
+                "skew: ?tag= on 90%",
+                "/api/articles?limit=20&tag=everywhere",
+                {},
+                list_statement(True, False, False),
+                [None, 20, "OFFSET", "everywhere"],
+            ),
+        ]
+    return rows
 
-    rows: dict[str, dict[int, tuple[float, float, float, float]]] = {}
-    for size in args.sizes:
-        scale = Scale.for_articles(size)
-        # One argon2 hash shared by every user here: the rows keep their real shape, the seed its speed.
-        dsn, facts = asyncio.run(prepare_database(admin_dsn, f"conduit_scale_{size}", scale, distinct_hashes=False))
-        print(f"\n{size} articles: seeded {scale}; {load_info()}", flush=True)
+
+def main_scale(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None:
+    from service.auth import issue_token
+    from tests.bench.run import JWT_SECRET
+
+    dsn = asyncio.run(prepare_empty(admin_dsn, "conduit_scale"))
+    token = issue_token(READER, JWT_SECRET, 3600)
+    results: dict[str, dict[str, tuple[Result, float, float]]] = {}
+    columns: list[str] = []
+    stages: list[tuple[str, int, bool]] = [(f"{size:,}", size, False) for size in args.sizes]
+    stages.append((f"{args.sizes[-1]:,} + skew", args.sizes[-1], True))
+    grown = 0
+    for column, size, skew in stages:
+        started = time.monotonic()
+
+        async def grow() -> None:
+            conn = await asyncpg.connect(dsn)
+            try:
+                async with conn.transaction():
+                    await conn.execute(skew_sql(size) if skew else grow_sql(grown, size))
+                await settle(conn)
+            finally:
+                await conn.close()
+
+        asyncio.run(grow())
+        grown = size
+        print(f"\n{column} articles: seeded in {time.monotonic() - started:.0f}s; {load_info()}", flush=True)
+        columns.append(column)
+        rng = random.Random(size)
+        slug_file = WORK / "scale-slugs.txt"
+        slug_file.write_text("".join(f"measured-article-{rng.randint(1, size)}\n" for _ in range(2000)))
+        viral = f"measured-article-{size // 2}" if skew else None
         service = start_service(dsn, BASE_PORT + 3, 1)
         try:
-            reader_id = facts["users"].index(facts["follower"]) + 1
-            token = {"BENCH_TOKENS": login(service.url(""), facts["follower"])}
-            variants = [
-                ("newest 20", "/api/articles?limit=20", {}, list_statement(False, False, False), [None, 20, 0]),
-                (
-                    "?tag=",
-                    f"/api/articles?limit=20&tag={facts['tag']}",
-                    {},
-                    list_statement(True, False, False),
-                    [None, 20, 0, facts["tag"]],
-                ),
-                (
-                    "?author=",
-                    f"/api/articles?limit=20&author={facts['author']}",
-                    {},
-                    list_statement(False, True, False),
-                    [None, 20, 0, facts["author"]],
-                ),
-                (
-                    "?favorited=",
-                    f"/api/articles?limit=20&favorited={facts['favoriter']}",
-                    {},
-                    list_statement(False, False, True),
-                    [None, 20, 0, facts["favoriter"]],
-                ),
-                ("feed", "/api/articles/feed?limit=20", token, feed_statement(), [reader_id, 20, 0]),
-            ]
-            for name, path, env, sql, sql_args in variants:
-                result = measure(wrk_path, service, Endpoint(name, f"{name} ({size})", path, env=env), args)
-                planning, execution = asyncio.run(server_ms(dsn, sql, sql_args))
-                rows.setdefault(name, {})[size] = (result.rps, result.p99_ms, planning, execution)
+            for name, path, env, sql, sql_args in reads(str(slug_file), token, viral):
+                result = measure(wrk_path, service, Endpoint(name, f"{name} ({column})", path, env=env), args)
+                first = asyncio.run(server_ms(dsn, sql, [0 if a == "OFFSET" else a for a in sql_args]))
+                fifth = asyncio.run(server_ms(dsn, sql, [80 if a == "OFFSET" else a for a in sql_args]))
+                results.setdefault(name, {})[column] = (result, first, fifth)
         finally:
             service.stop()
 
     print(
-        "\nA list page (limit 20) as the table grows: req/s through the service (one worker, "
-        f"wrk -c{args.connections}), and PostgreSQL's own time for the page's one statement "
-        "(planning + execution, median of 15 EXPLAIN ANALYZE runs)\n"
+        f"\nEach read as the table grows: CPU per request (app worker + PostgreSQL, microseconds; wrk -c"
+        f"{args.connections}, {args.duration}s after {args.warmup}s), and PostgreSQL's own time for the "
+        "statement (planning + execution, median of 9 EXPLAIN ANALYZE) on page 1 and page 5. Growth: "
+        f"the {columns[-2]} column against the first; skew: the last against the {columns[-2]} one.\n"
     )
-    header = "| page | " + " | ".join(f"{size:,} articles" for size in args.sizes) + " |"
-    print(header)
-    print("|---|" + "---|" * len(args.sizes))
-    for name, by_size in rows.items():
-        cells = [
-            f"{rps:,.0f} req/s, p99 {p99:.0f} ms, SQL {planning + execution:.2f} ms"
-            for rps, p99, planning, execution in (by_size[size] for size in args.sizes)
-        ]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("| read | " + " | ".join(columns) + " | growth, CPU/req | growth, SQL page 1 / page 5 | skew, CPU/req |")
+    print("|---|" + "---|" * (len(columns) + 3))
+    for name, by_column in results.items():
+        cells, cpu = [], {}
+        for column in columns:
+            if column not in by_column:
+                cells.append("")
+                continue
+            result, first, fifth = by_column[column]
+            cpu[column] = result.app_us + result.db_us
+            cells.append(f"{cpu[column]:,.0f} µs, {result.rps:,.0f} req/s; SQL {first:.2f} / {fifth:.2f} ms")
+        base, big = columns[0], columns[-2]
+        growth = sql_growth = skew_ratio = ""
+        if base in by_column and big in by_column:
+            growth = f"x{cpu[big] / cpu[base]:.2f}"
+            sql_growth = f"x{by_column[big][1] / by_column[base][1]:.2f} / x{by_column[big][2] / by_column[base][2]:.2f}"
+        if big in by_column and columns[-1] in by_column:
+            skew_ratio = f"x{cpu[columns[-1]] / cpu[big]:.2f}"
+        print(f"| {name} | " + " | ".join(cells) + f" | {growth} | {sql_growth} | {skew_ratio} |")
