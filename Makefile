@@ -42,9 +42,11 @@ test-gunicorn: $(STAMP)  ## only the tests that run the real gunicorn (shutdown,
 	$(PY) -m pytest -m gunicorn
 
 COLLECTION ?= ../shared/realworld/Conduit.postman_collection.json
+BRUNO ?= ../shared/realworld/bruno
+SUITE ?= all
 
-conformance: $(STAMP)  ## the official RealWorld suite (newman) against the real service on a throwaway embedded PostgreSQL
-	$(PY) tests/tools/conformance.py --collection '$(COLLECTION)'
+conformance: $(STAMP)  ## RealWorld 2.0's official tests (Bruno) and the legacy suite (newman) against the real service on a throwaway embedded PostgreSQL
+	$(PY) tests/tools/conformance.py --suite '$(SUITE)' --collection '$(COLLECTION)' --bruno '$(BRUNO)'
 
 # schemathesis against the live service (tests/tools/fuzz.py): a throwaway embedded PostgreSQL,
 # the service on FUZZ_PORT, every built-in check, FUZZ_MAX_EXAMPLES test cases per operation and

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import MISSING, Field
 
 from schemas.base import MAX_TAGS, Body, Description, Model, Slug, Tag, Timestamp, Title, Username
 from schemas.profiles import Profile
@@ -26,9 +26,13 @@ class NewArticleRequest(Model):
 
 
 class UpdateArticle(Model):
-    title: Title | None = None
-    description: Description | None = None
-    body: Body | None = None
+    """Only the fields sent change; none of them can be emptied (null is 422). tagList replaces
+    the article's tags ([] removes them all)."""
+
+    title: Title | MISSING = MISSING
+    description: Description | MISSING = MISSING
+    body: Body | MISSING = MISSING
+    tag_list: list[Tag] | MISSING = Field(MISSING, max_length=MAX_TAGS)
 
 
 class UpdateArticleRequest(Model):

@@ -34,7 +34,11 @@ Bio = Annotated[str, text(1000, min_length=0)]
 ImageUrl = Annotated[str, text(2000, min_length=0)]
 Username = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
 Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")]
+# NIST 800-63B: at least 8 characters, at least 64 accepted, no composition rules; the ceiling
+# bounds the work of hashing an attacker's input.
 Password = Annotated[str, text(128, min_length=8)]
+# At login any non-empty password is checked (a wrong one is a 401, never a hint about lengths).
+GivenPassword = Annotated[str, text(128)]
 Tag = Annotated[str, text(40)]
 # /api/articles/feed is the feed: no article may have that slug.
 RESERVED_SLUGS = frozenset({"feed"})
@@ -42,7 +46,7 @@ RESERVED_SLUGS = frozenset({"feed"})
 
 def _not_reserved(slug: str) -> str:
     if slug in RESERVED_SLUGS:
-        raise ValueError(f"'{slug}' is not an article's slug")
+        raise ValueError("is reserved (/api/articles/feed is the feed)")
     return slug
 
 

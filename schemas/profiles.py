@@ -13,7 +13,7 @@ class ProfilePath(Model):
 
 class Profile(Model):
     username: str
-    bio: str
+    bio: str | None
     image: str | None
     following: bool
 

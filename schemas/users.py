@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import MISSING
 
-from schemas.base import Bio, Email, ImageUrl, Model, Password, Username
+from schemas.base import Bio, Email, GivenPassword, ImageUrl, Model, Password, Username
 
 
 class NewUser(Model):
@@ -19,7 +19,7 @@ class NewUserRequest(Model):
 
 class LoginUser(Model):
     email: Email
-    password: Password
+    password: GivenPassword
 
 
 class LoginUserRequest(Model):
@@ -27,11 +27,14 @@ class LoginUserRequest(Model):
 
 
 class UpdateUser(Model):
-    email: Email | None = None
-    username: Username | None = None
-    password: Password | None = None
-    bio: Bio | None = None
-    image: ImageUrl | None = None
+    """Only the fields sent change. email, username and password cannot be emptied (null or ""
+    is 422); bio and image can: null or "" clears them (stored as null)."""
+
+    email: Email | MISSING = MISSING
+    username: Username | MISSING = MISSING
+    password: Password | MISSING = MISSING
+    bio: Bio | None | MISSING = MISSING
+    image: ImageUrl | None | MISSING = MISSING
 
 
 class UpdateUserRequest(Model):
@@ -42,8 +45,8 @@ class User(Model):
     email: str
     token: str
     username: str
-    bio: str
-    image: str | None = Field(None)
+    bio: str | None
+    image: str | None
 
 
 class UserResponse(Model):

@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from service import keys
-from service.errors import unauthorized
+from service.errors import TOKEN_MISSING, unauthorized
 
 ALGORITHM = "HS256"
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
@@ -98,7 +98,7 @@ def authenticate(request: web.Request, required: bool) -> CurrentUser | None:
     token = token_from_header(request)
     if token is None:
         if required:
-            raise unauthorized()
+            raise unauthorized(TOKEN_MISSING)
         user = None
     else:
         user = CurrentUser(decode_token(token, request.app[keys.SETTINGS].jwt_secret), token)

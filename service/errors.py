@@ -32,7 +32,13 @@ def unprocessable(field: str, message: str) -> ApiError:
     return ApiError(422, {field: [message]})
 
 
-def unauthorized(message: str = "missing or invalid token") -> ApiError:
+# The token's messages, in RealWorld's short style: no token at all, and every other defect
+# (malformed, forged, expired, or naming a user that no longer exists).
+TOKEN_MISSING = "is missing"
+TOKEN_INVALID = "is invalid"
+
+
+def unauthorized(message: str = TOKEN_INVALID) -> ApiError:
     return ApiError(401, {"token": [message]}, {"WWW-Authenticate": "Token"})
 
 
@@ -54,7 +60,8 @@ class DatabaseUnavailable(Exception):
 
 
 def validation_errors(error: ValidationError) -> dict[str, list[str]]:
-    """pydantic's errors in the RealWorld shape: one key per field, its messages in a list."""
+    """pydantic's errors in the RealWorld shape: one key per field, its messages in a list, each
+    in the spec's short style about the field ("can't be blank"), never pydantic's sentence."""
     result: dict[str, list[str]] = {}
     for item in error.errors(include_url=False):
         loc = [part for part in item["loc"] if isinstance(part, str)]
@@ -65,8 +72,54 @@ def validation_errors(error: ValidationError) -> dict[str, list[str]]:
             field = loc[-1]  # the envelope itself is missing or not an object: {"article": ...}
         else:
             field = names[-1]
-        result.setdefault(field, []).append(item["msg"])
+        message = field_message(item)
+        messages = result.setdefault(field, [])
+        if message not in messages:  # two items of one list failing alike say it once
+            messages.append(message)
     return result
+
+
+BLANK = "can't be blank"
+# By pydantic's error type: the message about the field, formatted with the error's context.
+_MESSAGES = {
+    "missing": BLANK,
+    "string_too_short": "is too short (minimum is {min_length} characters)",
+    "string_too_long": "is too long (maximum is {max_length} characters)",
+    "string_pattern_mismatch": "is invalid",
+    "string_type": "must be a string",
+    "string_unicode": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "greater_than_equal": "must be greater than or equal to {ge}",
+    "less_than_equal": "must be less than or equal to {le}",
+    "list_type": "must be an array",
+    "too_short": "is too short (minimum is {min_length} items)",
+    "too_long": "is too long (maximum is {max_length} items)",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "json_invalid": "is not valid JSON",
+    "json_type": "is not valid JSON",
+}
+# A type error on null: the field was sent empty.
+_NULL_IS_BLANK = frozenset({"string_type", "model_type", "model_attributes_type", "dict_type"})
+
+
+def field_message(item: Any) -> str:
+    """One pydantic error as the message about its field."""
+    kind, value = item["type"], item.get("input")
+    if kind == "value_error":  # our own validators raise ValueError with a message in this style
+        return str(item["ctx"]["error"])
+    if kind == "string_too_short" and isinstance(value, str) and not value.strip():
+        return BLANK
+    if value is None and kind in _NULL_IS_BLANK:
+        return BLANK
+    template = _MESSAGES.get(kind, "is invalid")
+    try:
+        return template.format(**item.get("ctx", {}))
+    except (KeyError, IndexError):
+        return "is invalid"
 
 
 _ENVELOPES = {"user", "article", "comment"}

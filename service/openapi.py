@@ -40,7 +40,12 @@ _ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
     403: ("Forbidden", "The resource belongs to another user.", ()),
     404: ("NotFound", "No such resource.", ()),
     405: ("MethodNotAllowed", "The path does not declare this method; `Allow` lists the ones it does.", ("Allow",)),
-    409: ("Conflict", "No free slug could be found for the title; retrying may succeed.", ()),
+    409: (
+        "Conflict",
+        "The username or email is already taken (`has already been taken`), or no free slug could be found "
+        "for the title (retrying may succeed).",
+        (),
+    ),
     413: ("PayloadTooLarge", "The request body is larger than the service accepts (MAX_BODY_SIZE).", ()),
     422: ("UnprocessableEntity", "The input is invalid: each failing field with its messages.", ()),
     429: (

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from service import keys
 from service.auth import CurrentUser, authenticate
 from service.db import connection
-from service.errors import ApiError, unauthorized, unprocessable, validation_errors
+from service.errors import TOKEN_MISSING, ApiError, unauthorized, unprocessable, validation_errors
 from service.sqlfiles import queries
 
 Auth = Literal["none", "optional", "required"]
@@ -151,15 +151,15 @@ async def read_body(request: web.Request, model: type[BaseModel]) -> Any:
     JSON of the right shape."""
     limit = request.app[keys.SETTINGS].max_body_size
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, {"body": [f"request body is larger than {limit} bytes"]})
+        raise ApiError(413, {"body": [f"is too large (maximum is {limit} bytes)"]})
     if request.content_type != "application/json":
-        raise unprocessable("body", "expected Content-Type: application/json")
+        raise unprocessable("body", "must be JSON (Content-Type: application/json)")
     try:
         raw = await request.read()  # aiohttp stops at client_max_size (413) for chunked bodies
     except ConnectionError:
         # The client went away mid-body: its fault, not the database's (which the generic
         # ConnectionError mapping in service/errors.py would otherwise report).
-        raise ApiError(400, {"body": ["the request body did not arrive whole"]}) from None
+        raise ApiError(400, {"body": ["is incomplete (the connection closed mid-body)"]}) from None
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:
@@ -170,13 +170,13 @@ async def ensure_user_exists(request: web.Request, user: CurrentUser) -> None:
     """A valid token whose user has been deleted is still a 401."""
     conn = await connection(request)
     if not await conn.fetchval(_users.exists, user.id):
-        raise unauthorized("the token's user does not exist")
+        raise unauthorized()  # the token's user no longer exists
 
 
 def current_user(request: web.Request) -> CurrentUser:
     user = request.get(keys.USER)
     if user is None:
-        raise unauthorized()
+        raise unauthorized(TOKEN_MISSING)
     return user
 
 

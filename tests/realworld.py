@@ -70,7 +70,7 @@ async def comment(client, token: str, slug: str, body: str = "a comment") -> dic
     response = await client.post(
         f"/api/articles/{slug}/comments", json={"comment": {"body": body}}, headers=auth(token)
     )
-    return (await ok(response))["comment"]
+    return (await ok(response, 201))["comment"]
 
 
 async def articles(client, query: str = "", token: str | None = None, path: str = "/api/articles") -> dict:

@@ -58,7 +58,7 @@ async def test_create_answers_201_with_the_whole_article(client, db):
     )
     assert article["tagList"] == ["dragons", "training"]  # alphabetical, whatever the order given
     assert (article["favorited"], article["favoritesCount"]) == (False, 0)
-    assert article["author"] == {"username": "jake", "bio": "", "image": None, "following": False}
+    assert article["author"] == {"username": "jake", "bio": None, "image": None, "following": False}
     assert ISO_MILLIS_UTC.match(article["createdAt"]) and ISO_MILLIS_UTC.match(article["updatedAt"])
     assert await get_article(client, article["slug"]) == article
     assert await db.fetchval("SELECT count(*) FROM articles") == 1
@@ -212,16 +212,41 @@ async def test_the_author_updates_the_given_fields(client, db):
     assert await get_article(client, article["slug"]) == updated
 
 
-async def test_null_in_an_update_leaves_the_field_as_it_is(client, db):
+async def test_null_in_an_update_is_422_and_changes_nothing(client, db):
     jake = await member(db, "jake")
-    article = await create_article(client, jake["token"])
-    response = await put_article(client, jake["token"], article["slug"], {"title": None, "description": None})
-    updated = (await ok(response))["article"]
-    assert (updated["slug"], updated["title"], updated["description"]) == (
+    article = await create_article(client, jake["token"], tags=["kept"])
+    response = await put_article(client, jake["token"], article["slug"], {"title": None, "tagList": None})
+    assert await errors(response, 422) == {"title": ["can't be blank"], "tagList": ["must be an array"]}
+    assert await get_article(client, article["slug"]) == article
+
+
+async def test_fields_left_out_of_an_update_stay_as_they_are(client, db):
+    jake = await member(db, "jake")
+    article = await create_article(client, jake["token"], tags=["kept"])
+    updated = (await ok(await put_article(client, jake["token"], article["slug"], {"body": "new"})))["article"]
+    assert (updated["slug"], updated["title"], updated["description"], updated["tagList"]) == (
         article["slug"],
         article["title"],
         article["description"],
+        ["kept"],
     )
+    assert updated["body"] == "new"
+
+
+async def test_tag_list_in_an_update_replaces_the_tags(client, db):
+    jake = await member(db, "jake")
+    article = await create_article(client, jake["token"], tags=["dragons", "training"])
+    other = await create_article(client, jake["token"], title="Other", tags=["training"])
+    replaced = await put_article(client, jake["token"], article["slug"], {"tagList": ["zebras", "dragons", "zebras"]})
+    assert (await ok(replaced))["article"]["tagList"] == ["dragons", "zebras"]
+    assert (await get_article(client, article["slug"]))["tagList"] == ["dragons", "zebras"]
+    assert (await ok(await client.get("/api/tags")))["tags"] == ["dragons", "training", "zebras"]
+    emptied = await put_article(client, jake["token"], article["slug"], {"tagList": []})
+    assert (await ok(emptied))["article"]["tagList"] == []
+    # A tag no article uses any more leaves the list of tags; one still in use stays.
+    assert (await ok(await client.get("/api/tags")))["tags"] == ["training"]
+    assert (await articles(client, "tag=dragons"))["articlesCount"] == 0
+    assert (await get_article(client, other["slug"]))["tagList"] == ["training"]
 
 
 async def test_only_the_author_may_update_or_delete(client, db):
@@ -258,7 +283,8 @@ async def test_delete_answers_204_and_removes_the_article_with_its_comments_and_
     await ok(
         await client.post(
             f"/api/articles/{article['slug']}/comments", json={"comment": {"body": "x"}}, headers=auth(jake["token"])
-        )
+        ),
+        201,
     )
     response = await client.delete(f"/api/articles/{article['slug']}", headers=auth(jake["token"]))
     assert response.status == 204 and await response.read() == b""

@@ -27,7 +27,7 @@ async def test_commenting_answers_the_comment(client, article, db):
     assert made["body"] == "Thank you so much!"
     assert isinstance(made["id"], int)
     assert ISO_MILLIS_UTC.match(made["createdAt"]) and ISO_MILLIS_UTC.match(made["updatedAt"])
-    assert made["author"] == {"username": "anna", "bio": "", "image": None, "following": False}
+    assert made["author"] == {"username": "anna", "bio": None, "image": None, "following": False}
     assert await db.fetchval("SELECT count(*) FROM comments") == 1
 
 

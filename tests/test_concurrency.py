@@ -41,10 +41,10 @@ async def test_registrations_with_the_same_email_at_once_make_one_user(client, d
             for n in range(RACERS)
         )
     )
-    assert statuses(responses) == {201: 1, 422: RACERS - 1}
+    assert statuses(responses) == {201: 1, 409: RACERS - 1}
     for response in responses:
-        if response.status == 422:
-            assert await errors(response, 422) == {"email": ["has already been taken"]}
+        if response.status == 409:
+            assert await errors(response, 409) == {"email": ["has already been taken"]}
     assert await db.fetchval("SELECT count(*) FROM users WHERE lower(email) = 'jake@jake.jake'") == 1
 
 
@@ -58,10 +58,10 @@ async def test_registrations_with_the_same_username_at_once_make_one_user(client
             for n in range(RACERS)
         )
     )
-    assert statuses(responses) == {201: 1, 422: RACERS - 1}
+    assert statuses(responses) == {201: 1, 409: RACERS - 1}
     for response in responses:
-        if response.status == 422:
-            assert await errors(response, 422) == {"username": ["has already been taken"]}
+        if response.status == 409:
+            assert await errors(response, 409) == {"username": ["has already been taken"]}
     assert await db.fetchval("SELECT count(*) FROM users") == 1
 
 

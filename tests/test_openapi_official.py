@@ -55,12 +55,26 @@ def _non_null(schema: dict[str, Any], resolve: Resolver) -> dict[str, Any]:
     return schema
 
 
+def admits_null(schema: Any, resolve: Resolver) -> bool:
+    """Whether a schema accepts null: `type: [..., "null"]`, `nullable: true` or a null branch."""
+    schema = resolve(schema)
+    if not isinstance(schema, dict):
+        return False
+    kind = schema.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind) or schema.get("nullable") is True:
+        return True
+    return any(admits_null(branch, resolve) for branch in [*schema.get("anyOf", ()), *schema.get("oneOf", ())])
+
+
 def compare_required(where: str, theirs: Any, ours: Any, t: Resolver, o: Resolver) -> list[str]:
-    """The required fields of two schemas, level by level, through properties and array items."""
+    """The required fields of two schemas, level by level, through properties and array items;
+    and every field the official schema lets be null, ours lets be null too."""
+    differences = []
+    if admits_null(theirs, t) and not admits_null(ours, o):
+        differences.append(f"{where}: official admits null, ours does not")
     theirs, ours = _non_null(theirs, t), _non_null(ours, o)
     if not isinstance(theirs, dict) or not isinstance(ours, dict):
-        return []
-    differences = []
+        return differences
     if theirs.get("type") == "object" or "properties" in theirs:
         wanted, have = set(theirs.get("required", ())), set(ours.get("required", ()))
         if wanted - have:
@@ -166,7 +180,9 @@ def test_the_comparison_reports_differences():
     del ours["paths"]["/api/tags"]
     del ours["paths"]["/api/user"]["put"]["responses"]["401"]
     ours["components"]["schemas"]["Profile"]["required"].remove("following")
+    ours["components"]["schemas"]["Profile"]["properties"]["bio"] = {"type": "string"}
     differences = compare_documents(theirs, ours)
+    assert "GET /api/profiles/{username} 200.profile.bio: official admits null, ours does not" in differences
     assert "/api/tags: missing from ours" in differences
     assert any(line.startswith("PUT /api/user: official statuses ['401'] missing") for line in differences)
     assert "GET /api/profiles/{username} 200.profile: official requires ['following'], ours does not" in differences

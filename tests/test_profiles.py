@@ -21,7 +21,7 @@ async def follow_rows(db) -> list[tuple[str, str]]:
 async def test_anyone_reads_a_profile_as_not_following(client, db):
     await member(db, "celeb")
     body = await profile(client, "celeb")
-    assert body == {"username": "celeb", "bio": "", "image": None, "following": False}
+    assert body == {"username": "celeb", "bio": None, "image": None, "following": False}
     assert set(body) == PROFILE_KEYS
 
 
@@ -41,7 +41,7 @@ async def test_follow_then_unfollow(client, db):
     jake = await member(db, "jake")
     await member(db, "celeb")
     followed = await follow(client, jake["token"], "celeb")
-    assert followed == {"username": "celeb", "bio": "", "image": None, "following": True}
+    assert followed == {"username": "celeb", "bio": None, "image": None, "following": True}
     assert await profile(client, "celeb", jake["token"]) == followed
     assert (await profile(client, "celeb"))["following"] is False  # anonymous readers follow nobody
     assert await follow_rows(db) == [("jake", "celeb")]

@@ -18,7 +18,7 @@ async def two_users(client, db):
     comment = await client.post(
         f"/api/articles/{slug}/comments", json={"comment": {"body": "first"}}, headers=auth(alice["token"])
     )
-    assert comment.status == 200, await comment.text()
+    assert comment.status == 201, await comment.text()
     comment_id = (await comment.json())["comment"]["id"]
     assert (await client.post(f"/api/articles/{slug}/favorite", headers=auth(alice["token"]))).status == 200
     assert (await client.post("/api/profiles/mallory/follow", headers=auth(alice["token"]))).status == 200
@@ -83,7 +83,7 @@ async def test_per_user_writes_touch_only_the_callers_own_rows(client, db, two_u
     assert (await client.post(f"/api/articles/{slug}/favorite", headers=as_mallory)).status == 200
     assert (await client.post("/api/profiles/alice/follow", headers=as_mallory)).status == 200
     comment = await client.post(f"/api/articles/{slug}/comments", json={"comment": {"body": "hi"}}, headers=as_mallory)
-    assert comment.status == 200
+    assert comment.status == 201
     updated = await client.put("/api/user", json={"user": {"bio": "just mallory"}}, headers=as_mallory)
     assert (await updated.json())["user"]["username"] == "mallory"
     after = await snapshot(db)
@@ -104,11 +104,11 @@ async def test_nobody_takes_another_users_username_or_email(client, db, field, v
     await register(client, "alice")
     mallory = await register(client, "mallory")
     response = await client.put("/api/user", json={"user": {field: value}}, headers=auth(mallory["token"]))
-    assert response.status == 422, await response.text()
+    assert response.status == 409, await response.text()
     assert field in (await response.json())["errors"]
     new = {"username": "mallory2", "email": "mallory2@example.com", "password": "password123", field: value}
     response = await client.post("/api/users", json={"user": new})
-    assert response.status == 422, await response.text()
+    assert response.status == 409, await response.text()
     assert field in (await response.json())["errors"]
     rows = await db.fetch("SELECT username, email FROM users ORDER BY id")
     assert [tuple(r) for r in rows] == [("alice", "alice@example.com"), ("mallory", "mallory@example.com")]

@@ -56,7 +56,7 @@ async def every_operation(client) -> None:
     assert (await client.post("/api/users/login", json=wrong)).status == 429  # LOGIN_MAX_FAILURES=1
     assert (await client.get("/api/user", headers=me)).status == 200
     assert (await client.put("/api/user", json={"user": {"bio": "hi"}}, headers=me)).status == 200
-    assert (await client.put("/api/user", json={"user": {"username": jane["username"]}}, headers=me)).status == 422
+    assert (await client.put("/api/user", json={"user": {"username": jane["username"]}}, headers=me)).status == 409
     assert (await client.get(f"/api/profiles/{jane['username']}", headers=me)).status == 200
     assert (await client.post(f"/api/profiles/{jane['username']}/follow", headers=me)).status == 200
     assert (await client.delete(f"/api/profiles/{jane['username']}/follow", headers=me)).status == 200
@@ -69,7 +69,7 @@ async def every_operation(client) -> None:
     assert (await client.post(f"/api/articles/{slug}/favorite", headers=me)).status == 200
     assert (await client.delete(f"/api/articles/{slug}/favorite", headers=me)).status == 200
     response = await client.post(f"/api/articles/{slug}/comments", json={"comment": {"body": "hi"}}, headers=me)
-    assert response.status == 200
+    assert response.status == 201
     comment_id = (await response.json())["comment"]["id"]
     assert (await client.get(f"/api/articles/{slug}/comments")).status == 200
     assert (await client.delete(f"/api/articles/{slug}/comments/{comment_id}", headers=me)).status == 204

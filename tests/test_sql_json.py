@@ -44,7 +44,7 @@ async def world(client):
         response = await client.post(
             f"/api/articles/{tricky['slug']}/comments", json={"comment": {"body": text}}, headers=auth(alice["token"])
         )
-        assert response.status == 200, await response.text()
+        assert response.status == 201, await response.text()
     return {"alice": alice, "bob": bob, "tricky": tricky["slug"], "plain": plain["slug"]}
 
 
@@ -104,4 +104,4 @@ async def test_a_token_whose_user_is_gone_is_a_401_on_reads(client, db, world, p
     path = path.replace("ARTICLE", f"/api/articles/{world['tricky']}")
     response = await client.get(path, headers=auth(carol["token"]))
     assert response.status == 401, await response.text()
-    assert (await response.json())["errors"] == {"token": ["the token's user does not exist"]}
+    assert (await response.json())["errors"] == {"token": ["is invalid"]}

@@ -29,7 +29,7 @@ async def test_register_answers_201_with_the_user_and_a_token(client, db):
     body = await ok(await client.post("/api/users", json=new_user()), 201)
     user = body["user"]
     assert set(user) == USER_KEYS
-    assert (user["username"], user["email"], user["bio"], user["image"]) == ("jake", "jake@jake.jake", "", None)
+    assert (user["username"], user["email"], user["bio"], user["image"]) == ("jake", "jake@jake.jake", None, None)
     me = await ok(await client.get("/api/user", headers=auth(user["token"])))
     assert me["user"]["username"] == "jake"
     assert await db.fetchval("SELECT count(*) FROM users") == 1
@@ -60,14 +60,14 @@ async def test_register_with_an_invalid_field_names_that_field_only(client, fiel
     assert set(await errors(await client.post("/api/users", json=payload), 422)) == {field}
 
 
-async def test_a_taken_username_or_email_is_422_naming_the_field(client, db):
+async def test_a_taken_username_or_email_is_409_naming_the_field(client, db):
     await ok(await client.post("/api/users", json=new_user("jake", "jake@jake.jake")), 201)
     same_name = await client.post("/api/users", json=new_user("jake", "other@jake.jake"))
-    assert await errors(same_name, 422) == {"username": ["has already been taken"]}
+    assert await errors(same_name, 409) == {"username": ["has already been taken"]}
     same_email = await client.post("/api/users", json=new_user("other", "JAKE@Jake.jake"))  # emails ignore case
-    assert await errors(same_email, 422) == {"email": ["has already been taken"]}
+    assert await errors(same_email, 409) == {"email": ["has already been taken"]}
     both = await client.post("/api/users", json=new_user("jake", "jake@jake.jake"))
-    assert set(await errors(both, 422)) == {"username", "email"}
+    assert set(await errors(both, 409)) == {"username", "email"}
     assert await db.fetchval("SELECT count(*) FROM users") == 1
 
 
@@ -200,6 +200,43 @@ async def test_update_can_clear_the_image(client, db):
     assert user["image"] is None
 
 
+@pytest.mark.parametrize("field", ["bio", "image"])
+async def test_bio_and_image_are_null_until_set_and_empty_is_stored_as_null(client, db, field):
+    jake = await register(client, "jake")
+    assert jake[field] is None
+    headers = auth(jake["token"])
+    value = "https://example.com/a.png" if field == "image" else "I like to skateboard"
+    assert (await ok(await client.put("/api/user", json={"user": {field: value}}, headers=headers)))["user"][
+        field
+    ] == value
+    for cleared in ("", None):
+        await ok(await client.put("/api/user", json={"user": {field: value}}, headers=headers))
+        user = (await ok(await client.put("/api/user", json={"user": {field: cleared}}, headers=headers)))["user"]
+        assert user[field] is None
+        assert await db.fetchval(f"SELECT {field} FROM users WHERE username = 'jake'") is None
+        assert (await ok(await client.get("/api/profiles/jake")))["profile"][field] is None
+
+
+@pytest.mark.parametrize("field", ["email", "username", "password"])
+@pytest.mark.parametrize("value", [None, ""])
+async def test_update_cannot_empty_email_username_or_password(client, db, field, value):
+    jake = await register(client, "jake")
+    before = await db.fetchrow("SELECT username, email, password_hash FROM users")
+    response = await client.put("/api/user", json={"user": {field: value, "bio": "x"}}, headers=auth(jake["token"]))
+    assert await errors(response, 422) == {field: ["can't be blank"]}
+    assert await db.fetchrow("SELECT username, email, password_hash, bio FROM users") == (*before, None)
+
+
+@pytest.mark.parametrize("length", [8, 64, 128])
+async def test_passwords_of_8_to_128_characters_are_accepted(client, length):
+    password = "p" * length
+    jake = await register(client, "jake", password=password)
+    await ok(await login(client, jake["email"], password))
+    changed = "q" * length
+    await ok(await client.put("/api/user", json={"user": {"password": changed}}, headers=auth(jake["token"])))
+    await ok(await login(client, jake["email"], changed))
+
+
 async def test_changing_username_and_email_keeps_the_session(client):
     jake = await register(client, "jake")
     changes = {"username": "jacob", "email": "jacob@jake.jake"}
@@ -223,14 +260,14 @@ async def test_changing_the_password_rehashes_it(client, db):
     await ok(await login(client, jake["email"], "second-password"))
 
 
-async def test_update_to_a_taken_username_or_email_is_422_and_changes_nothing(client, db):
+async def test_update_to_a_taken_username_or_email_is_409_and_changes_nothing(client, db):
     jake, _ = await members(db, "jake", "celeb")
     headers = auth(jake["token"])
     taken_name = await client.put("/api/user", json={"user": {"username": "celeb", "bio": "x"}}, headers=headers)
-    assert await errors(taken_name, 422) == {"username": ["has already been taken"]}
+    assert await errors(taken_name, 409) == {"username": ["has already been taken"]}
     taken_email = await client.put("/api/user", json={"user": {"email": "CELEB@example.com"}}, headers=headers)
-    assert await errors(taken_email, 422) == {"email": ["has already been taken"]}
-    assert await db.fetchval("SELECT bio FROM users WHERE username = 'jake'") == ""
+    assert await errors(taken_email, 409) == {"email": ["has already been taken"]}
+    assert await db.fetchval("SELECT bio FROM users WHERE username = 'jake'") is None
 
 
 @pytest.mark.parametrize(("field", "value"), [("email", "nope"), ("username", ""), ("password", "short"), ("bio", 5)])

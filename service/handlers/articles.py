@@ -6,6 +6,7 @@ from functools import cache
 
 import asyncpg
 from aiohttp import web
+from pydantic import MISSING
 
 from schemas.articles import (
     ArticleFilters,
@@ -19,7 +20,7 @@ from schemas.articles import (
 )
 from service.db import connection
 from service.errors import ApiError, forbidden, not_found
-from service.handlers.common import built_json, json_response
+from service.handlers.common import built_json, given, json_response
 from service.routing import Api, current_user, viewer_id
 from service.slugs import candidates
 from service.sqlfiles import queries
@@ -47,8 +48,8 @@ def list_statement(tag: bool, author: bool, favorited: bool) -> str:
         (favorited, _q.by_favoriter, _q.count_favoriter),
     )
     conditions, counts = [], []
-    for given, condition, count in fragments:
-        if given:
+    for wanted, condition, count in fragments:
+        if wanted:
             n = 4 + len(conditions)
             conditions.append(condition.format(n=n))
             counts.append(count.format(n=n))
@@ -145,10 +146,15 @@ async def create_article(request: web.Request, body: NewArticleRequest) -> web.R
             break
     else:
         raise ApiError(409, {"slug": ["could not find a free slug; retry"]})
-    if new.tag_list:
-        await conn.execute(_q.create_tags, new.tag_list)
-        await conn.execute(_q.link_tags, article_id, new.tag_list)
+    await _add_tags(conn, article_id, new.tag_list)
     return await _single(conn, me.id, slug, status=201)
+
+
+async def _add_tags(conn: asyncpg.Connection, article_id: int, names: list[str]) -> None:
+    """Tag the article with `names`, making the tags that do not exist yet."""
+    if names:
+        await conn.execute(_q.create_tags, names)
+        await conn.execute(_q.link_tags, article_id, names)
 
 
 async def _owned_article(conn: asyncpg.Connection, slug: str, user_id: int) -> asyncpg.Record:
@@ -177,11 +183,12 @@ async def update_article(request: web.Request, params: ArticlePath, body: Update
     changes = body.article
     conn = await connection(request)
     row = await _owned_article(conn, params.slug, me.id)
-    fields = (changes.title, changes.description, changes.body)
-    if changes.title is None or changes.title == row["title"]:
+    title = given(changes.title)
+    fields = (title, given(changes.description), given(changes.body))
+    if title is None or title == row["title"]:
         slug = await conn.fetchval(_q.update, row["id"], None, *fields)
     else:
-        for candidate in candidates(changes.title):
+        for candidate in candidates(title):
             try:
                 async with conn.transaction():  # a savepoint: a taken slug must not end the request
                     slug = await conn.fetchval(_q.update, row["id"], candidate, *fields)
@@ -190,6 +197,9 @@ async def update_article(request: web.Request, params: ArticlePath, body: Update
                 continue
         else:
             raise ApiError(409, {"slug": ["could not find a free slug; retry"]})
+    if changes.tag_list is not MISSING:
+        await conn.execute(_q.unlink_other_tags, row["id"], changes.tag_list)
+        await _add_tags(conn, row["id"], changes.tag_list)
     return await _single(conn, me.id, slug)
 
 

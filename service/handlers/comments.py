@@ -42,6 +42,7 @@ async def get_comments(request: web.Request, params: ArticlePath) -> web.Respons
     params=ArticlePath,
     body=NewCommentRequest,
     response=SingleCommentResponse,
+    status=201,
     transaction=True,
     errors=(404,),
 )
@@ -68,6 +69,8 @@ async def delete_comment(request: web.Request, params: CommentPath) -> None:
     conn = await connection(request)
     row = await conn.fetchrow(_q.author, params.slug, params.id)
     if row is None:
+        raise not_found("article")
+    if row["author_id"] is None:
         raise not_found("comment")
     if row["author_id"] != current_user(request).id:
         raise forbidden("comment")

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
+from pydantic import MISSING
 
 from schemas.comments import Comment
 from schemas.profiles import Profile
 from service.errors import not_found, unauthorized
+
+T = TypeVar("T")
+
+
+def given(value: T | MISSING) -> T | None:
+    """A field of an update as a query parameter: NULL (leave it as it is) when it was not sent."""
+    return None if value is MISSING else value
 
 
 def author(row: Mapping[str, Any]) -> Profile:
@@ -34,7 +42,7 @@ def built_json(row: asyncpg.Record, missing: str, status: int = 200) -> web.Resp
     """The answer of a read query that returns (viewer_known, body): 401 when the token's user
     no longer exists, 404 (`missing` not found) when there is no body, else the body itself."""
     if not row["viewer_known"]:
-        raise unauthorized("the token's user does not exist")
+        raise unauthorized()  # the token's user no longer exists
     if row["body"] is None:
         raise not_found(missing)
     return json_response(row["body"], status)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncpg
 from aiohttp import web
+from pydantic import MISSING
 
 from schemas.users import LoginUserRequest, NewUserRequest, UpdateUserRequest, User, UserResponse
 from service import keys
 from service.auth import hash_password, issue_token, verify_password
 from service.db import connection, put_back
 from service.errors import ApiError, unauthorized
+from service.handlers.common import given
 from service.limits import begin_login_attempt, login_keys, login_succeeded
 from service.routing import Api, current_user
 from service.sqlfiles import queries
@@ -34,7 +36,7 @@ def _taken(username: bool, email: bool) -> ApiError:
         errors["username"] = ["has already been taken"]
     if email:
         errors["email"] = ["has already been taken"]
-    return ApiError(422, errors or {"user": ["has already been taken"]})
+    return ApiError(409, errors or {"user": ["has already been taken"]})
 
 
 @api.route(
@@ -46,6 +48,7 @@ def _taken(username: bool, email: bool) -> ApiError:
     response=UserResponse,
     status=201,
     transaction=True,
+    errors=(409,),
 )
 async def create_user(request: web.Request, body: NewUserRequest) -> UserResponse:
     new = body.user
@@ -77,9 +80,7 @@ async def login(request: web.Request, body: LoginUserRequest) -> UserResponse:
     await put_back(request)  # argon2 takes tens of milliseconds: hold no pool slot meanwhile
     # An unknown email costs one argon2 verification too (against a dummy hash): same time.
     if not await verify_password(found["password_hash"] if found else None, credentials.password):
-        raise ApiError(
-            401, {"credentials": ["email or password is invalid"]}, {"WWW-Authenticate": "Token"}
-        )  # the entry stays: a failure
+        raise ApiError(401, {"credentials": ["invalid"]}, {"WWW-Authenticate": "Token"})  # the entry stays: a failure
     conn = await connection(request)
     await login_succeeded(conn, limit_keys, attempt)
     row = await conn.fetchrow(_q.by_id, found["id"])
@@ -103,7 +104,7 @@ async def get_current_user(request: web.Request) -> UserResponse:
     conn = await connection(request)
     row = await conn.fetchrow(_q.by_id, user.id)
     if row is None:
-        raise unauthorized("the token's user does not exist")
+        raise unauthorized()  # the token's user no longer exists
     return _user(request, row, token=user.token)
 
 
@@ -117,28 +118,29 @@ async def get_current_user(request: web.Request) -> UserResponse:
     response=UserResponse,
     transaction=True,
     verify_user=False,
-    errors=(422,),
+    errors=(409, 422),
 )
 async def update_current_user(request: web.Request, body: UpdateUserRequest) -> UserResponse:
     user = current_user(request)
     changes = body.user
-    password_hash = await hash_password(changes.password) if changes.password is not None else None
+    password_hash = None if changes.password is MISSING else await hash_password(changes.password)
     conn = await connection(request)
     try:
         row = await conn.fetchrow(
             _q.update,
             user.id,
-            changes.username,
-            changes.email,
+            given(changes.username),
+            given(changes.email),
             password_hash,
-            changes.bio,
-            "image" in changes.model_fields_set,
-            changes.image or None,
+            changes.bio is not MISSING,
+            given(changes.bio),
+            changes.image is not MISSING,
+            given(changes.image),
         )
     except asyncpg.UniqueViolationError as error:
         raise _taken(
             error.constraint_name == "users_username_key", error.constraint_name == "users_email_key"
         ) from None
     if row is None:
-        raise unauthorized("the token's user does not exist")
+        raise unauthorized()  # the token's user no longer exists
     return _user(request, row, token=user.token)

@@ -138,6 +138,13 @@ INSERT INTO article_tags (article_id, tag_id)
 SELECT $1, t.id FROM tags t WHERE t.name = ANY($2::text[])
 ON CONFLICT DO NOTHING;
 
+-- name: unlink_other_tags
+-- An update's tagList replaces the tags: the article's tags not named in $2 go (a tag no article
+-- uses any more leaves GET /api/tags, whose query shows only tags in use).
+DELETE FROM article_tags at
+ WHERE at.article_id = $1
+   AND at.tag_id NOT IN (SELECT t.id FROM tags t WHERE t.name = ANY($2::text[]));
+
 -- name: owner
 -- Locks the row, so an update or delete acts on the article the check saw.
 SELECT id, author_id, title FROM articles WHERE slug = $1 FOR UPDATE;

@@ -37,10 +37,11 @@ SELECT a.id, a.created_at, a.updated_at, a.body,
   JOIN users u ON u.id = a.author_id;
 
 -- name: author
-SELECT c.id, c.author_id
-  FROM comments c
-  JOIN articles a ON a.id = c.article_id
- WHERE a.slug = $1 AND c.id = $2;
+-- No row: no such article; a row with a NULL author_id: no such comment on it.
+SELECT c.author_id
+  FROM articles a
+  LEFT JOIN comments c ON c.article_id = a.id AND c.id = $2
+ WHERE a.slug = $1;
 
 -- name: delete
 DELETE FROM comments WHERE id = $1;

@@ -20,13 +20,14 @@ SELECT id, password_hash FROM users WHERE lower(email) = lower($1);
 SELECT id, username, email, bio, image FROM users WHERE id = $1;
 
 -- name: update
--- NULL leaves a field as it is; $6 says whether image was given (it may be set to NULL).
+-- NULL leaves username, email and password as they are. $5 and $7 say whether bio and image were
+-- sent: each may be cleared, and an empty one is stored as NULL.
 UPDATE users
    SET username      = coalesce($2, username),
        email         = coalesce($3, email),
        password_hash = coalesce($4, password_hash),
-       bio           = coalesce($5, bio),
-       image         = CASE WHEN $6 THEN $7 ELSE image END,
+       bio           = CASE WHEN $5 THEN nullif($6, '') ELSE bio END,
+       image         = CASE WHEN $7 THEN nullif($8, '') ELSE image END,
        updated_at    = now()
  WHERE id = $1
 RETURNING id, username, email, bio, image;

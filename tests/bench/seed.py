@@ -216,7 +216,7 @@ async def seed(conn: asyncpg.Connection, scale: Scale = Scale(), *, distinct_has
     users = []
     for i in range(1, scale.users + 1):
         name = username(i)
-        bio = _sentence(rng, 4, 14) if rng.random() < 0.7 else ""
+        bio = _sentence(rng, 4, 14) if rng.random() < 0.7 else None
         image = IMAGE if rng.random() < 0.5 else None
         created = _ms(START - timedelta(days=400) + timedelta(minutes=i * 7, milliseconds=rng.randint(0, 59_999)))
         users.append((i, name, f"{name}@example.com", hashes[i - 1], bio, image, created, created))
