@@ -1,6 +1,6 @@
 """The counts the database keeps (migration 0006) stay exact under a concurrent mix of every
 write that changes them: articles created with tags and deleted, favorites and unfavorites of a
-hot article and of many, follows, tag replacement, users deleted with everything they own
+hot article and of many, follows, tag replacement (PUT with a tagList, and in SQL), users deleted with everything they own
 (cascades), conflicting inserts, and transactions rolled back and then run again. Afterwards every
 kept count is compared with a COUNT(*) of its rows (tests/counts.py)."""
 
@@ -56,7 +56,7 @@ async def test_a_concurrent_mix_of_writes_leaves_every_count_exact(client, db, d
         mine: list[str] = []
         for i in range(OPERATIONS):
             kind = rng.choice(
-                ["create", "create", "delete", "favorite_hot", "favorite", "unfavorite", "twice", "follow"]
+                ["create", "create", "delete", "retag", "favorite_hot", "favorite", "unfavorite", "twice", "follow"]
             )
             headers = auth(token)
             if kind == "create":
@@ -67,6 +67,11 @@ async def test_a_concurrent_mix_of_writes_leaves_every_count_exact(client, db, d
                     slug = (await response.json())["article"]["slug"]
                     mine.append(slug)
                     slugs.append(slug)
+            elif kind == "retag" and mine:  # PUT with a tagList replaces the article's tags
+                tags = rng.sample(TAGS, rng.randint(0, 3))
+                response = await client.put(
+                    f"/api/articles/{rng.choice(mine)}", json={"article": {"tagList": tags}}, headers=headers
+                )
             elif kind == "delete" and mine:
                 response = await client.delete(f"/api/articles/{mine.pop(rng.randrange(len(mine)))}", headers=headers)
             elif kind in ("favorite_hot", "favorite", "unfavorite"):
