@@ -29,10 +29,14 @@ KEPT_AGAINST_REAL = [
     ),
     (
         "feed total per user (from its authors' counts)",
-        "SELECT fo.follower_id AS key, sum(c.articles) AS n FROM follows fo"
-        " JOIN author_counts c ON c.user_id = fo.followed_id GROUP BY fo.follower_id",
-        "SELECT fo.follower_id AS key, count(*) AS n FROM follows fo"
-        " JOIN articles a ON a.author_id = fo.followed_id GROUP BY fo.follower_id",
+        (
+            "SELECT fo.follower_id AS key, sum(c.articles) AS n FROM follows fo"
+            " JOIN author_counts c ON c.user_id = fo.followed_id GROUP BY fo.follower_id"
+        ),
+        (
+            "SELECT fo.follower_id AS key, count(*) AS n FROM follows fo"
+            " JOIN articles a ON a.author_id = fo.followed_id GROUP BY fo.follower_id"
+        ),
     ),
     (
         "articles in all",

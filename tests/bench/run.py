@@ -705,7 +705,9 @@ def main() -> None:
         "list_auth,feed,slug,slug_auth,user,tags,comments,create,favorite,favorite_hot,favorite_many)",
     )
     parser.add_argument("--no-workers-compare", dest="workers_compare", action="store_false")
-    parser.add_argument("--scale", action="store_true", help="each read's cost at 1k, 10k, 100k and 1M articles, then with skew")
+    parser.add_argument(
+        "--scale", action="store_true", help="each read's cost at 1k, 10k, 100k and 1M articles, then with skew"
+    )
     parser.add_argument(
         "--sizes",
         type=lambda s: [int(n) for n in s.split(",")],

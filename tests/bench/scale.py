@@ -114,6 +114,16 @@ async def settle(conn: asyncpg.Connection) -> None:
     await conn.execute(f"VACUUM (ANALYZE) {tables}")
 
 
+async def grow(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(sql)
+        await settle(conn)
+    finally:
+        await conn.close()
+
+
 def _literal(value: object) -> str:
     if value is None:
         return "NULL"
@@ -216,16 +226,7 @@ def main_scale(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None:
     for column, size, skew in stages:
         started = time.monotonic()
 
-        async def grow() -> None:
-            conn = await asyncpg.connect(dsn)
-            try:
-                async with conn.transaction():
-                    await conn.execute(skew_sql(size) if skew else grow_sql(grown, size))
-                await settle(conn)
-            finally:
-                await conn.close()
-
-        asyncio.run(grow())
+        asyncio.run(grow(dsn, skew_sql(size) if skew else grow_sql(grown, size)))
         grown = size
         print(f"\n{column} articles: seeded in {time.monotonic() - started:.0f}s; {load_info()}", flush=True)
         columns.append(column)
@@ -264,7 +265,9 @@ def main_scale(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None:
         growth = sql_growth = skew_ratio = ""
         if base in by_column and big in by_column:
             growth = f"x{cpu[big] / cpu[base]:.2f}"
-            sql_growth = f"x{by_column[big][1] / by_column[base][1]:.2f} / x{by_column[big][2] / by_column[base][2]:.2f}"
+            sql_growth = (
+                f"x{by_column[big][1] / by_column[base][1]:.2f} / x{by_column[big][2] / by_column[base][2]:.2f}"
+            )
         if big in by_column and columns[-1] in by_column:
             skew_ratio = f"x{cpu[columns[-1]] / cpu[big]:.2f}"
         print(f"| {name} | " + " | ".join(cells) + f" | {growth} | {sql_growth} | {skew_ratio} |")
