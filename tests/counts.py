@@ -62,3 +62,11 @@ async def compare_counts(conn: asyncpg.Connection) -> tuple[int, list[str]]:
                 f"{what}, key {r['key']}: kept {r['kept']}, real {r['real']}" for r in rows if r["kept"] != r["real"]
             ]
     return compared, wrong
+
+
+# One number: how many kept counts differ from their rows (0 when all agree), for invariant checks.
+MISMATCHES = " + ".join(
+    f"(SELECT count(*) FROM ({kept}) AS k FULL JOIN ({real}) AS r USING (key)"
+    " WHERE coalesce(k.n, 0) <> coalesce(r.n, 0))"
+    for _, kept, real in KEPT_AGAINST_REAL
+)

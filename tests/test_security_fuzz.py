@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
+from tests.counts import MISMATCHES
 from tests.helpers import auth, create_article, register
 
 TABLES = ["users", "follows", "articles", "tags", "article_tags", "favorites", "comments"]
@@ -212,6 +213,7 @@ INVARIANTS = {
     "no orphan tag links": "SELECT count(*) FROM article_tags WHERE tag_id NOT IN (SELECT id FROM tags)"
     " OR article_id NOT IN (SELECT id FROM articles)",
     "nobody follows themselves": "SELECT count(*) FROM follows WHERE follower_id = followed_id",
+    "every kept count equals its rows": f"SELECT {MISMATCHES}",
 }
 _INVARIANTS = "SELECT " + ", ".join(f"({sql}) AS i{n}" for n, sql in enumerate(INVARIANTS.values()))
 

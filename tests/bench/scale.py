@@ -132,21 +132,23 @@ def _literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-async def server_ms(dsn: str, sql: str, args: list, runs: int = 9) -> float:
+async def server_ms(dsn: str, sql: str, args: list, runs: int = 9) -> tuple[float, int]:
     """Median planning + execution time (ms) of the prepared statement, warmed past the five
-    executions after which PostgreSQL may switch it to a generic plan (as in the service)."""
+    executions after which PostgreSQL may switch it to a generic plan (as in the service), and
+    the buffers its execution touched (functions it calls included): a count no load disturbs."""
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(f"PREPARE q AS {sql}")
         execute = f"EXECUTE q({', '.join(_literal(a) for a in args)})"
         for _ in range(8):
             await conn.execute(execute)
-        times = []
+        times, buffers = [], 0
         for _ in range(runs):
-            raw = await conn.fetchval(f"EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON, FORMAT JSON) {execute}")
+            raw = await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, SUMMARY ON, FORMAT JSON) {execute}")
             result = json.loads(raw)[0]
             times.append(result["Planning Time"] + result["Execution Time"])
-        return statistics.median(times)
+            buffers = result["Plan"]["Shared Hit Blocks"] + result["Plan"]["Shared Read Blocks"]
+        return statistics.median(times), buffers
     finally:
         await conn.close()
 
@@ -218,7 +220,7 @@ def main_scale(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None:
 
     dsn = asyncio.run(prepare_empty(admin_dsn, "conduit_scale"))
     token = issue_token(READER, JWT_SECRET, 3600)
-    results: dict[str, dict[str, tuple[Result, float, float]]] = {}
+    results: dict[str, dict[str, tuple[Result, tuple[float, int], tuple[float, int]]]] = {}
     columns: list[str] = []
     stages: list[tuple[str, int, bool]] = [(f"{size:,}", size, False) for size in args.sizes]
     stages.append((f"{args.sizes[-1]:,} + skew", args.sizes[-1], True))
@@ -247,27 +249,35 @@ def main_scale(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None:
     print(
         f"\nEach read as the table grows: CPU per request (app worker + PostgreSQL, microseconds; wrk -c"
         f"{args.connections}, {args.duration}s after {args.warmup}s), and PostgreSQL's own time for the "
-        "statement (planning + execution, median of 9 EXPLAIN ANALYZE) on page 1 and page 5. Growth: "
-        f"the {columns[-2]} column against the first; skew: the last against the {columns[-2]} one.\n"
+        "statement (planning + execution, median of 9 EXPLAIN ANALYZE) and the buffers it touched, on "
+        f"page 1 / page 5. Growth: the {columns[-2]} column against the first; skew: the last against the "
+        f"{columns[-2]} one.\n"
     )
-    print("| read | " + " | ".join(columns) + " | growth, CPU/req | growth, SQL page 1 / page 5 | skew, CPU/req |")
-    print("|---|" + "---|" * (len(columns) + 3))
+    print(
+        "| read | "
+        + " | ".join(columns)
+        + " | growth: CPU/req | growth: SQL ms p1 / p5 | growth: buffers p1 / p5 | skew: CPU/req, buffers p1 |"
+    )
+    print("|---|" + "---|" * (len(columns) + 4))
     for name, by_column in results.items():
         cells, cpu = [], {}
         for column in columns:
             if column not in by_column:
                 cells.append("")
                 continue
-            result, first, fifth = by_column[column]
+            result, (first, first_buffers), (fifth, fifth_buffers) = by_column[column]
             cpu[column] = result.app_us + result.db_us
-            cells.append(f"{cpu[column]:,.0f} µs, {result.rps:,.0f} req/s; SQL {first:.2f} / {fifth:.2f} ms")
-        base, big = columns[0], columns[-2]
-        growth = sql_growth = skew_ratio = ""
-        if base in by_column and big in by_column:
-            growth = f"x{cpu[big] / cpu[base]:.2f}"
-            sql_growth = (
-                f"x{by_column[big][1] / by_column[base][1]:.2f} / x{by_column[big][2] / by_column[base][2]:.2f}"
+            cells.append(
+                f"{cpu[column]:,.0f} µs/req, {result.rps:,.0f} req/s; SQL {first:.2f} / {fifth:.2f} ms, "
+                f"{first_buffers} / {fifth_buffers} buffers"
             )
-        if big in by_column and columns[-1] in by_column:
-            skew_ratio = f"x{cpu[columns[-1]] / cpu[big]:.2f}"
-        print(f"| {name} | " + " | ".join(cells) + f" | {growth} | {sql_growth} | {skew_ratio} |")
+        base, big, skewed = columns[0], columns[-2], columns[-1]
+        growth = sql_growth = buffer_growth = skew_ratio = ""
+        if base in by_column and big in by_column:
+            (_, b1, b5), (_, g1, g5) = by_column[base], by_column[big]
+            growth = f"x{cpu[big] / cpu[base]:.2f}"
+            sql_growth = f"x{g1[0] / b1[0]:.2f} / x{g5[0] / b5[0]:.2f}"
+            buffer_growth = f"x{g1[1] / b1[1]:.2f} / x{g5[1] / b5[1]:.2f}"
+        if big in by_column and skewed in by_column:
+            skew_ratio = f"x{cpu[skewed] / cpu[big]:.2f}, x{by_column[skewed][1][1] / by_column[big][1][1]:.2f}"
+        print(f"| {name} | " + " | ".join(cells) + f" | {growth} | {sql_growth} | {buffer_growth} | {skew_ratio} |")
