@@ -28,7 +28,7 @@ SELECT a.id FROM articles a ORDER BY a.created_at DESC, a.id DESC LIMIT $2 OFFSE
 SELECT a.id FROM articles a WHERE {where} ORDER BY a.created_at DESC, a.id DESC LIMIT $2 OFFSET $3
 
 -- name: page_tag
--- The tag's entries of article_tags_tag_newest_idx, in the list's order (0006 copies each
+-- The tag's entries of article_tags_tag_newest_idx, in the list's order (0007 copies each
 -- article's created_at into them): the page reads limit + offset entries, for a tag on three
 -- articles or on nine in ten. The one index on tag_id leaves no other plan to flip to.
 SELECT at.article_id
