@@ -4,7 +4,11 @@
 -- it cannot deadlock with the service.
 ALTER TABLE article_tags ADD COLUMN article_created_at timestamptz;
 CREATE INDEX article_tags_tag_newest_idx ON article_tags (tag_id, article_created_at DESC, article_id DESC);
-CREATE TRIGGER article_tags_created_at BEFORE INSERT OR UPDATE OF article_id ON article_tags
+-- Only for rows that come without it (the condition costs no function call): the API's inserts
+-- give it (the queries favorite and link_tags).
+CREATE TRIGGER article_tags_created_at BEFORE INSERT ON article_tags
+    FOR EACH ROW WHEN (NEW.article_created_at IS NULL) EXECUTE FUNCTION copy_article_created_at();
+CREATE TRIGGER article_tags_created_at_moved BEFORE UPDATE OF article_id ON article_tags
     FOR EACH ROW EXECUTE FUNCTION copy_article_created_at();
 CREATE TRIGGER article_tags_count_insert AFTER INSERT ON article_tags
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION article_tags_count();

@@ -2,7 +2,11 @@
 -- for the favoriter's page, and the triggers that keep favorite_counts and favoriter_counts.
 ALTER TABLE favorites ADD COLUMN article_created_at timestamptz;
 CREATE INDEX favorites_user_newest_idx ON favorites (user_id, article_created_at DESC, article_id DESC);
-CREATE TRIGGER favorites_created_at BEFORE INSERT OR UPDATE OF article_id ON favorites
+-- Only for rows that come without it (the condition costs no function call): the API's inserts
+-- give it (the queries favorite and link_tags).
+CREATE TRIGGER favorites_created_at BEFORE INSERT ON favorites
+    FOR EACH ROW WHEN (NEW.article_created_at IS NULL) EXECUTE FUNCTION copy_article_created_at();
+CREATE TRIGGER favorites_created_at_moved BEFORE UPDATE OF article_id ON favorites
     FOR EACH ROW EXECUTE FUNCTION copy_article_created_at();
 CREATE TRIGGER favorites_count_insert AFTER INSERT ON favorites
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION favorites_count();

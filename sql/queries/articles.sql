@@ -134,8 +134,9 @@ ON CONFLICT (name) DO NOTHING;
 
 -- name: link_tags
 -- A statement of its own after create_tags, so its snapshot sees tags another request just made.
-INSERT INTO article_tags (article_id, tag_id)
-SELECT $1, t.id FROM tags t WHERE t.name = ANY($2::text[])
+-- The article's created_at goes with each link (else a trigger looks it up, migration 0007).
+INSERT INTO article_tags (article_id, tag_id, article_created_at)
+SELECT $1, t.id, a.created_at FROM tags t, articles a WHERE a.id = $1 AND t.name = ANY($2::text[])
 ON CONFLICT DO NOTHING;
 
 -- name: unlink_other_tags
