@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate gunicorn test-gunicorn conformance fuzz bench bench-scale bench-levers constraints clean
+.PHONY: run test install migrate gunicorn test-gunicorn conformance fuzz bench bench-scale bench-writes bench-levers constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "need python3.11 on PATH"; exit 1; }
@@ -30,6 +30,9 @@ bench: $(STAMP)  ## wrk against the service and reference points on a seeded emb
 
 bench-scale: $(STAMP)  ## each read at 1k, 10k, 100k and 1M articles (seeded in SQL), then with skew
 	$(PY) -m tests.bench.run --scale --duration 3
+
+bench-writes: $(STAMP)  ## favorite/unfavorite, one hot article and many: the database's cost at main against now, alternating rounds
+	$(PY) -m tests.bench.writes --against main
 
 bench-levers: $(STAMP)  ## each lever measured on and off in one run (worker class, statement cache, reset, ...)
 	$(PY) -m tests.bench.run --levers
