@@ -77,7 +77,7 @@ def migrate() -> None:
     except MigrationError as error:
         print(f"migration error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
-    except (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
+    except (TimeoutError, OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
         print(f"migration error: database unreachable ({error})", file=sys.stderr)
         raise SystemExit(1) from None
     finally:

