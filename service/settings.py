@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,6 +20,16 @@ def _split_csv(value: object) -> object:
 
 
 CsvList = Annotated[list[str], NoDecode]
+
+T = TypeVar("T")
+
+
+def resolved(value: T | None) -> T:
+    """A setting declared `X | None` because None means "unset" on input; `Settings` fills in its
+    default after validation, so a validated instance never holds None there."""
+    if value is None:
+        raise RuntimeError("a setting read before Settings filled in its default")
+    return value
 
 
 class Settings(BaseSettings):
@@ -62,7 +72,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _csv(cls, data: dict) -> dict:
+    def _csv(cls, data: dict[str, object]) -> dict[str, object]:
         for key in ("trusted_proxies", "cors_origins"):
             if key in data:
                 data[key] = _split_csv(data[key])

@@ -106,7 +106,7 @@ class ProductionLikeServer(TestServer):
     """aiohttp's TestServer turns handler_cancellation on; gunicorn's worker (and ours) leaves it
     off, so a client that hangs up does not cancel its handler. Tests run as production does."""
 
-    async def _make_runner(self, handler_cancellation: bool = False, **kwargs):  # type: ignore[override]
+    async def _make_runner(self, handler_cancellation: bool = False, **kwargs):
         return web.AppRunner(self.app, handler_cancellation=False, **kwargs)
 
 

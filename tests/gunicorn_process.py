@@ -182,9 +182,9 @@ class Gunicorn:
         os.kill(self.pid, sig)
 
     async def wait_exit(self, timeout: float = WAIT) -> int:
-        assert self._proc is not None
+        assert self._proc is not None and self._reader is not None
         code = await asyncio.to_thread(self._proc.wait, timeout)
-        await asyncio.to_thread(self._reader.join, timeout)  # type: ignore[union-attr]
+        await asyncio.to_thread(self._reader.join, timeout)
         return code
 
     def close(self) -> None:

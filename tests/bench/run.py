@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -318,7 +319,7 @@ def login(base: str, username: str) -> str:
 # ---------------------------------------------------------------- the table
 
 
-def endpoints(facts: dict, tokens: dict[str, str], slug_file: Path) -> list[Endpoint]:
+def endpoints(facts: dict, tokens: dict[str, Any], slug_file: Path) -> list[Endpoint]:
     from tests.bench.seed import TAGS
 
     reader = {"BENCH_TOKENS": tokens["reader"]}
@@ -373,10 +374,10 @@ def report(results: dict[str, Result], reference_rps: float, reference_cpu: floa
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     for result in results.values():
-        errors = result.non2xx + result.socket_errors
+        failures = result.non2xx + result.socket_errors
         print(
             f"| {result.name:<44} | {result.rps:>8.0f} | {result.p50_ms:>7.2f} | {result.p99_ms:>7.2f} "
-            f"| {errors:>7} | {result.rps / reference_rps:>13.2f} | {result.app_us:>14.0f} | {result.db_us:>13.0f} "
+            f"| {failures:>7} | {result.rps / reference_rps:>13.2f} | {result.app_us:>14.0f} | {result.db_us:>13.0f} "
             f"| {reference_cpu / max(result.app_us + result.db_us, 1):>8.2f} |"
         )
     print()
@@ -486,7 +487,9 @@ def serialization_microbench(dsn: str) -> None:
     async def page() -> str:
         conn = await asyncpg.connect(dsn)
         try:
-            return (await conn.fetchrow(list_statement(False, False, False), None, 20, 0))["body"]
+            row = await conn.fetchrow(list_statement(False, False, False), None, 20, 0)
+            assert row is not None
+            return row["body"]
         finally:
             await conn.close()
 

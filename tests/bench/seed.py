@@ -246,12 +246,12 @@ async def seed(conn: asyncpg.Connection, scale: Scale = Scale(), *, distinct_has
         for tag in rng.sample(range(1, len(TAGS) + 1), rng.randint(1, 3)):
             article_tags.append((i, tag))
 
-    follows = set()
+    follows: set[tuple[int, int]] = set()
     while len(follows) < scale.follows:
         a, b = rng.randint(1, scale.users), rng.randint(1, scale.users)
         if a != b:
             follows.add((a, b))
-    favorites = set()
+    favorites: set[tuple[int, int]] = set()
     while len(favorites) < scale.favorites:
         favorites.add((rng.randint(1, scale.users), rng.randint(1, scale.articles)))
 

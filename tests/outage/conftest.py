@@ -268,6 +268,7 @@ class TestRoutes:
             " current_setting('idle_in_transaction_session_timeout') AS idle_in_transaction_session_timeout,"
             " current_setting('transaction_read_only') AS read_only"
         )
+        assert row is not None
         return web.json_response(dict(row))
 
     async def _pause(self, request: web.Request, status: int) -> web.Response:
