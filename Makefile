@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate gunicorn test-gunicorn conformance fuzz bench bench-scale bench-writes bench-levers constraints clean
+.PHONY: run test lint install migrate gunicorn test-gunicorn conformance fuzz bench bench-scale bench-writes bench-levers constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "need python3.11 on PATH"; exit 1; }
@@ -24,6 +24,14 @@ migrate: $(STAMP)
 
 test: $(STAMP)  ## the whole suite, against a throwaway embedded PostgreSQL unless DATABASE_URL is set
 	$(PY) -m pytest
+
+# All three run, so one pass shows every finding; the target fails if any of them did.
+lint: $(STAMP)  ## ruff format --check, ruff check, mypy (strict on service/ and schemas/, default mode on tests/)
+	@status=0; \
+	echo "ruff format --check ."; $(VENV)/bin/ruff format --check . || status=1; \
+	echo "ruff check ."; $(VENV)/bin/ruff check . || status=1; \
+	echo "mypy service schemas tests"; $(VENV)/bin/mypy service schemas tests || status=1; \
+	exit $$status
 
 bench: $(STAMP)  ## wrk against the service and reference points on a seeded embedded PostgreSQL (a few minutes; WEB_CONCURRENCY=1)
 	$(PY) -m tests.bench.run
@@ -73,7 +81,7 @@ constraints:  ## re-resolve pyproject.toml's dependencies in a fresh venv and pi
 	mv constraints.txt.new constraints.txt && rm -rf .constraints-venv
 
 clean:
-	rm -rf $(VENV) .pgdata .bench build dist *.egg-info
+	rm -rf $(VENV) .pgdata .bench build dist *.egg-info .mypy_cache .ruff_cache
 
 .PHONY: test-security
 test-security: $(STAMP)  ## the security tests: tokens, permissions, bounds, leaks, login limit, headers, CORS, property test

@@ -33,8 +33,8 @@ class UpdateUser(Model):
     email: Email | MISSING = MISSING
     username: Username | MISSING = MISSING
     password: Password | MISSING = MISSING
-    bio: Bio | None | MISSING = MISSING
-    image: ImageUrl | None | MISSING = MISSING
+    bio: Bio | MISSING | None = MISSING
+    image: ImageUrl | MISSING | None = MISSING
 
 
 class UpdateUserRequest(Model):

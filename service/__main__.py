@@ -10,13 +10,17 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from service.settings import load_settings
+
+if TYPE_CHECKING:
+    from service.embedded import EmbeddedPostgres
 
 DEFAULT_PGDATA = ".pgdata"
 
 
-def _embedded_if_needed() -> object | None:
+def _embedded_if_needed() -> EmbeddedPostgres | None:
     """With DATABASE_URL unset in development, start the embedded server on PGDATA_DIR
     (default .pgdata/, kept across runs) and point DATABASE_URL at a `conduit` database in it."""
     if os.environ.get("DATABASE_URL") or os.environ.get("APP_ENV") == "production":
@@ -77,7 +81,7 @@ def migrate() -> None:
     except MigrationError as error:
         print(f"migration error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
-    except (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
+    except (TimeoutError, OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
         print(f"migration error: database unreachable ({error})", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
@@ -90,8 +94,10 @@ def embedded() -> None:
     """Run only the embedded database in the foreground, until interrupted."""
     os.environ.pop("DATABASE_URL", None)
     server = _embedded_if_needed()
+    if server is None:  # APP_ENV=production: there is no embedded server to run
+        raise SystemExit("embedded: the embedded PostgreSQL is for development (APP_ENV=production is set)")
     signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    server.stop()  # type: ignore[union-attr]
+    server.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

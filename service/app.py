@@ -13,7 +13,7 @@ from service.handlers import articles, comments, docs, health, profiles, users
 from service.observability import request_middleware
 from service.routing import Api
 from service.security import cors_middleware
-from service.settings import Settings, load_settings
+from service.settings import Settings, load_settings, resolved
 
 API_MODULES = (users, profiles, articles, comments)
 
@@ -35,7 +35,7 @@ def build_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.LIFECYCLE] = Lifecycle()
     observability.setup(app)
-    security.setup(app, settings.cors_origins)
+    security.setup(app, resolved(settings.cors_origins))
     app.cleanup_ctx.append(pool_ctx)
     metrics.setup(app)  # after the pool: its sampler stops before the pool closes
     shutdown.setup(app)

@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from service import keys
 from service.errors import TOKEN_MISSING, unauthorized
+from service.settings import resolved
 
 ALGORITHM = "HS256"
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
@@ -27,7 +28,8 @@ async def hash_password(password: str) -> str:
 
 def _verify(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        _hasher.verify(password_hash or _DUMMY_HASH, password)  # raises unless it matches
+        return password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -101,6 +103,6 @@ def authenticate(request: web.Request, required: bool) -> CurrentUser | None:
             raise unauthorized(TOKEN_MISSING)
         user = None
     else:
-        user = CurrentUser(decode_token(token, request.app[keys.SETTINGS].jwt_secret), token)
+        user = CurrentUser(decode_token(token, resolved(request.app[keys.SETTINGS].jwt_secret)), token)
     request[keys.USER] = user
     return user

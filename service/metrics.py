@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import glob
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import suppress
 
 import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from service import keys
@@ -39,7 +40,7 @@ _pid = os.getpid()
 
 
 def _renew_pid() -> None:
-    global _pid
+    global _pid  # noqa: PLW0603 - one value per process, read on every metric update
     _pid = os.getpid()
 
 
@@ -58,12 +59,15 @@ class Metrics:
         self.duration = Histogram(
             "http_request_duration_seconds", "Time to answer an HTTP request", _REQUEST_LABELS, registry=r
         )
-        gauge = dict(registry=r, multiprocess_mode="livesum")
-        self.pool_size = Gauge("db_pool_size", "Connections open in the pool", **gauge)
-        self.pool_in_use = Gauge("db_pool_in_use", "Pool connections lent to requests", **gauge)
-        self.pool_idle = Gauge("db_pool_idle", "Pool connections open and free", **gauge)
-        self.pool_waiting = Gauge("db_pool_waiting", "Requests waiting for a pool connection", **gauge)
-        self._children: dict[tuple[str, str, int], tuple] = {}
+
+        def gauge(name: str, documentation: str) -> Gauge:
+            return Gauge(name, documentation, registry=r, multiprocess_mode="livesum")
+
+        self.pool_size = gauge("db_pool_size", "Connections open in the pool")
+        self.pool_in_use = gauge("db_pool_in_use", "Pool connections lent to requests")
+        self.pool_idle = gauge("db_pool_idle", "Pool connections open and free")
+        self.pool_waiting = gauge("db_pool_waiting", "Requests waiting for a pool connection")
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         # Requests waiting for a connection now: a plain count on the request's path, copied
         # into db_pool_waiting with the other pool gauges (each scrape, and every second).
         self.waiting = 0
@@ -91,7 +95,7 @@ class Metrics:
     def render(self) -> bytes:
         if MULTIPROCESS:
             registry = CollectorRegistry()
-            SizedFilesCollector(registry)
+            SizedFilesCollector(registry)  # type: ignore[no-untyped-call]  # prometheus-client's __init__ is unannotated
             return generate_latest(registry)
         return generate_latest(self.registry)
 
@@ -101,8 +105,11 @@ class SizedFilesCollector(MultiProcessCollector):
     sized: a new worker's file exists at 0 bytes for an instant, and reading it then fails the
     whole scrape (prometheus/client_python#1199). A file never shrinks back to 0 bytes."""
 
-    def collect(self):  # type: ignore[override]
-        return self.merge([f for f in glob.glob(os.path.join(self._path, "*.db")) if _sized(f)], accumulate=True)
+    def collect(self) -> Iterable[Metric]:
+        metrics: Iterable[Metric] = MultiProcessCollector.merge(
+            [f for f in glob.glob(os.path.join(self._path, "*.db")) if _sized(f)], accumulate=True
+        )
+        return metrics
 
 
 def _sized(path: str) -> bool:

@@ -130,7 +130,7 @@ async def migrate_when_reachable(settings: Settings, done: asyncio.Event) -> Non
             return
         except UNREACHABLE as error:
             log.warning("database not reachable for migrations (%r); retrying in %.1fs", error, delay)
-        except Exception:  # noqa: BLE001 - never end silently: readiness waits on this task
+        except Exception:  # never end silently: readiness waits on this task
             log.exception("migrations failed unexpectedly; retrying in %.1fs", delay)
         else:
             log.info("migrations done (applied here: %s)", ", ".join(applied) or "none")

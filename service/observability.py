@@ -14,6 +14,7 @@ from typing import TextIO
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from service import keys
 from service.shutdown import shutting_down
@@ -90,7 +91,7 @@ def route_template(request: web.Request) -> str:
 
 
 @web.middleware
-async def request_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
     # Not a secret, only unique: 128 random bits without the system call uuid4() makes.
     request_id = incoming if _VALID_ID.match(incoming) else f"{random.getrandbits(128):032x}"

@@ -135,8 +135,8 @@ class _Schemas:
         self.components.update(schema.get("$defs", {}))
         required = set(schema.get("required", ()))
         result = []
-        for name, field_schema in schema["properties"].items():
-            field_schema = _without_null(dict(field_schema))
+        for name, declared in schema["properties"].items():
+            field_schema = _without_null(dict(declared))
             field_schema.pop("title", None)
             parameter: dict[str, Any] = {
                 "name": name,

@@ -133,8 +133,8 @@ def _adapter(endpoint: Endpoint) -> Handler:
             body=result.json_bytes(), status=endpoint.status, content_type="application/json", charset="utf-8"
         )
 
-    handle.endpoint = endpoint  # type: ignore[attr-defined]
-    handle.transactional = endpoint.transaction  # type: ignore[attr-defined]
+    handle.endpoint = endpoint  # type: ignore[attr-defined]  # an attribute of the function object
+    handle.transactional = endpoint.transaction  # type: ignore[attr-defined]  # read by connection_middleware
     handle.__name__ = endpoint.operation_id
     return handle
 
@@ -174,15 +174,15 @@ async def ensure_user_exists(request: web.Request, user: CurrentUser) -> None:
 
 
 def current_user(request: web.Request) -> CurrentUser:
-    user = request.get(keys.USER)
+    user: CurrentUser | None = request.get(keys.USER)  # aiohttp types get() loosely; __getitem__ is typed
     if user is None:
         raise unauthorized(TOKEN_MISSING)
     return user
 
 
 def viewer_id(request: web.Request) -> int | None:
-    user = request.get(keys.USER)
+    user: CurrentUser | None = request.get(keys.USER)
     return user.id if user is not None else None
 
 
-__all__ = ["Api", "Endpoint", "current_user", "viewer_id", "connection", "asyncpg"]
+__all__ = ["Api", "Endpoint", "asyncpg", "connection", "current_user", "viewer_id"]

@@ -78,7 +78,7 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
         return
     headers.add(hdrs.VARY, hdrs.ORIGIN)  # the answer depends on Origin: caches must key on it
     origin = request.headers.get(hdrs.ORIGIN)
-    if cors.allows(origin) and hdrs.ACCESS_CONTROL_ALLOW_ORIGIN not in headers:
+    if origin is not None and cors.allows(origin) and hdrs.ACCESS_CONTROL_ALLOW_ORIGIN not in headers:
         headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
         if not is_preflight(request):
             headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = EXPOSED_HEADERS

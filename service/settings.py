@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
-DEV_JWT_SECRET = "development-only-secret-change-me-0123456789"
+DEV_JWT_SECRET = "development-only-secret-change-me-0123456789"  # noqa: S105 - refused in production
 MIN_JWT_SECRET_LENGTH = 32
 ASYNCPG_STATEMENT_CACHE_SIZE = 100  # asyncpg's own default
 
@@ -21,6 +20,16 @@ def _split_csv(value: object) -> object:
 
 
 CsvList = Annotated[list[str], NoDecode]
+
+T = TypeVar("T")
+
+
+def resolved(value: T | None) -> T:
+    """A setting declared `X | None` because None means "unset" on input; `Settings` fills in its
+    default after validation, so a validated instance never holds None there."""
+    if value is None:
+        raise RuntimeError("a setting read before Settings filled in its default")
+    return value
 
 
 class Settings(BaseSettings):
@@ -63,14 +72,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _csv(cls, data: dict) -> dict:
+    def _csv(cls, data: dict[str, object]) -> dict[str, object]:
         for key in ("trusted_proxies", "cors_origins"):
             if key in data:
                 data[key] = _split_csv(data[key])
         return data
 
     @model_validator(mode="after")
-    def _environment_defaults(self) -> "Settings":
+    def _environment_defaults(self) -> Settings:
         production = self.app_env == "production"
         if production:
             if not self.database_url:

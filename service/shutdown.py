@@ -9,13 +9,14 @@ import asyncio
 import logging
 import math
 import os
+from typing import Any
 
 from aiohttp import web
 
 from service import keys
 from service.db import POOL_CLOSE_TIMEOUT
 from service.errors import json_error
-from service.settings import Settings
+from service.settings import Settings, resolved
 
 log = logging.getLogger("service.shutdown")
 
@@ -33,7 +34,7 @@ def graceful_timeout(settings: Settings) -> int:
     """gunicorn's graceful_timeout: every step of a worker's stop, in whole seconds (gunicorn
     rejects a float), so the master never kills a worker that is still within its budget."""
     budget = (
-        settings.shutdown_delay
+        resolved(settings.shutdown_delay)
         + settings.shutdown_timeout
         + CANCEL_GRACE
         + 2 * FLUSH_TIMEOUT
@@ -47,27 +48,27 @@ class InFlight:
     """The tasks of the requests being handled right now, so the stop can wait for them."""
 
     def __init__(self) -> None:
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
-        self.cancelled: set[asyncio.Task] = set()
+        self.cancelled: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def enter(self) -> asyncio.Task:
+    def enter(self) -> asyncio.Task[Any]:
         """Count the calling request's task in; `leave(task)` when it has its answer."""
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)  # given the loop: no getpid() per call on Python 3.11
-        assert task is not None
+        assert task is not None  # noqa: S101 - a request always runs in a task; this narrows the type
         self._tasks.add(task)
         self._idle.clear()
         return task
 
-    def leave(self, task: asyncio.Task) -> None:
+    def leave(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not self._tasks:
             self._idle.set()

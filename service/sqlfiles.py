@@ -40,7 +40,7 @@ class Queries:
     def __init__(self, text: str) -> None:
         self._sql: dict[str, str] = {}
         marks = list(_NAME.finditer(text))
-        for mark, following in zip(marks, marks[1:] + [None]):
+        for mark, following in zip(marks, [*marks[1:], None], strict=True):
             end = following.start() if following else len(text)
             self._sql[mark["name"]] = text[mark.end() : end].strip().rstrip(";")
 

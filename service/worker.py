@@ -27,10 +27,14 @@ from aiohttp import web
 from aiohttp.worker import GunicornUVLoopWebWorker
 
 from service import keys
+from service.settings import resolved
 from service.shutdown import FLUSH_TIMEOUT
 
 
 class ConduitWorker(GunicornUVLoopWebWorker):
+    # gunicorn types it as a WSGI callable; aiohttp's workers keep the app (or its factory) there.
+    wsgi: Any
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._app: web.Application | None = None
@@ -79,7 +83,7 @@ class ConduitWorker(GunicornUVLoopWebWorker):
         delay = 0.0
         if self._app is not None:
             self._app[keys.LIFECYCLE].draining = True
-            delay = self._app[keys.SETTINGS].shutdown_delay
+            delay = resolved(self._app[keys.SETTINGS].shutdown_delay)
         self.log.info("SIGTERM: readiness off; closing the listener in %.1fs", delay)
         self.loop.call_later(delay, self._close_listener)
 

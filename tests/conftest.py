@@ -95,7 +95,7 @@ def app_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> dict[str, str
         "JWT_SECRET": "test-secret-test-secret-test-secret-0123",
     }
     for key in list(os.environ):
-        if key in ("DATABASE_URL",) or key.startswith(("DB_", "JWT_", "LOGIN_", "CORS_", "SHUTDOWN_", "MAX_BODY")):
+        if key == "DATABASE_URL" or key.startswith(("DB_", "JWT_", "LOGIN_", "CORS_", "SHUTDOWN_", "MAX_BODY")):
             monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -106,7 +106,7 @@ class ProductionLikeServer(TestServer):
     """aiohttp's TestServer turns handler_cancellation on; gunicorn's worker (and ours) leaves it
     off, so a client that hangs up does not cancel its handler. Tests run as production does."""
 
-    async def _make_runner(self, handler_cancellation: bool = False, **kwargs):  # type: ignore[override]
+    async def _make_runner(self, handler_cancellation: bool = False, **kwargs):
         return web.AppRunner(self.app, handler_cancellation=False, **kwargs)
 
 

@@ -6,6 +6,7 @@ answer, a row in pg_stat_activity) with a bounded poll, never for a fixed time."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -181,9 +182,9 @@ class Gunicorn:
         os.kill(self.pid, sig)
 
     async def wait_exit(self, timeout: float = WAIT) -> int:
-        assert self._proc is not None
+        assert self._proc is not None and self._reader is not None
         code = await asyncio.to_thread(self._proc.wait, timeout)
-        await asyncio.to_thread(self._reader.join, timeout)  # type: ignore[union-attr]
+        await asyncio.to_thread(self._reader.join, timeout)
         return code
 
     def close(self) -> None:
@@ -191,10 +192,8 @@ class Gunicorn:
         if self._proc is None:
             return
         if self._proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self._proc.wait(WAIT)
         if self._reader is not None:
             self._reader.join(WAIT)

@@ -105,7 +105,8 @@ async def member(db, username: str) -> dict:
 async def members(db, *usernames: str) -> list[dict]:
     tokens = await quick_users(db, list(usernames))
     return [
-        {"username": name, "email": f"{name}@example.com", "token": token} for name, token in zip(usernames, tokens)
+        {"username": name, "email": f"{name}@example.com", "token": token}
+        for name, token in zip(usernames, tokens, strict=True)
     ]
 
 
@@ -122,7 +123,7 @@ class QueryLog:
         self.statements.append(record.query)
 
     @classmethod
-    async def attach(cls, client) -> "QueryLog":
+    async def attach(cls, client) -> QueryLog:
         pool: asyncpg.Pool = client.server.app[keys.POOL]
         assert pool.get_max_size() == 1, "build the app with DB_POOL_MIN_SIZE=1 DB_POOL_MAX_SIZE=1"
         log = cls()

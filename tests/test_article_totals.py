@@ -68,7 +68,8 @@ async def test_concurrent_writers_on_many_connections_keep_it_exact(db, database
             for n in range(20):
                 async with conn.transaction():
                     await conn.execute(
-                        "INSERT INTO articles (slug, title, description, body, author_id) VALUES ($1, 't', 'd', 'b', $2)",
+                        "INSERT INTO articles (slug, title, description, body, author_id)"
+                        " VALUES ($1, 't', 'd', 'b', $2)",
                         f"w{worker}-{n}",
                         author,
                     )

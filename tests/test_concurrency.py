@@ -120,7 +120,7 @@ async def test_follow_and_unfollow_racing_never_fail_and_agree_with_the_rows(cli
     path = "/api/profiles/celeb/follow"
     calls = [client.post if n % 2 else client.delete for n in range(2 * RACERS)]
     responses = await asyncio.gather(*(call(path, headers=auth(jake["token"])) for call in calls))
-    for call, response in zip(calls, responses):
+    for call, response in zip(calls, responses, strict=True):
         assert (await ok(response))["profile"]["following"] is (call == client.post)
     rows = await db.fetchval("SELECT count(*) FROM follows")
     assert rows in (0, 1)

@@ -33,9 +33,11 @@ async def _author_and_article(url: str) -> tuple[str, str]:
 
 async def _put_body(url: str, token: str, slug: str, body: str, request_id: str | None = None):
     headers = auth(token) | ({"X-Request-ID": request_id} if request_id else {})
-    async with aiohttp.ClientSession(url) as session:
-        async with session.put(f"/api/articles/{slug}", json={"article": {"body": body}}, headers=headers) as r:
-            return r.status, dict(r.headers), await r.json()
+    async with (
+        aiohttp.ClientSession(url) as session,
+        session.put(f"/api/articles/{slug}", json={"article": {"body": body}}, headers=headers) as r,
+    ):
+        return r.status, dict(r.headers), await r.json()
 
 
 async def _lock_article(db, slug: str):

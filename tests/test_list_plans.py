@@ -128,11 +128,15 @@ def test_the_pages_hold_what_the_seed_put_there(seeded):
         try:
             for name in ("newest", "tag", "author", "favorited", "feed"):
                 sql, args = variants(facts)[name]
-                body = json.loads((await conn.fetchrow(sql, *args))["body"])
+                row = await conn.fetchrow(sql, *args)
+                assert row is not None, name
+                body = json.loads(row["body"])
                 assert len(body["articles"]) == 20, name
                 assert body["articlesCount"] >= 20, name
             sql, args = variants(facts)["newest"]
-            body = json.loads((await conn.fetchrow(sql, *args))["body"])
+            row = await conn.fetchrow(sql, *args)
+            assert row is not None
+            body = json.loads(row["body"])
             assert body["articlesCount"] == SCALE.articles == await conn.fetchval("SELECT count(*) FROM articles")
         finally:
             await conn.close()

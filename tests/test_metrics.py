@@ -9,7 +9,6 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import keys
-
 from tests.gunicorn_process import conduit_backends, eventually
 from tests.helpers import auth, create_article, register
 

@@ -107,6 +107,33 @@ async def test_tag_names_use_byte_order_whatever_the_database_collation(db):
     assert collation == "C"
 
 
+async def test_empty_bios_and_images_become_null_and_stay_out(fresh_database):
+    """0005: rows written before RealWorld 2.0 with "" are read back as null afterwards, and the
+    table refuses "" from then on."""
+    everything = migrations()
+    before = [m for m in everything if m.version < "0005"]
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await apply_migrations(conn, before)
+        await conn.execute(
+            "INSERT INTO users (username, email, password_hash, bio, image) VALUES "
+            "('old', 'old@example.com', 'x', '', ''), ('set', 'set@example.com', 'x', 'a bio', 'https://i/a.png')"
+        )
+        await conn.execute("INSERT INTO users (username, email, password_hash) VALUES ('plain', 'p@example.com', 'x')")
+        await apply_migrations(conn, everything)
+        rows = await conn.fetch("SELECT username, bio, image FROM users ORDER BY id")
+        assert [tuple(r) for r in rows] == [
+            ("old", None, None),
+            ("set", "a bio", "https://i/a.png"),
+            ("plain", None, None),  # the old default '' came in as before, then became null
+        ]
+        for column in ("bio", "image"):
+            with pytest.raises(asyncpg.CheckViolationError):
+                await conn.execute(f"UPDATE users SET {column} = '' WHERE username = 'set'")
+    finally:
+        await conn.close()
+
+
 async def test_a_repeat_file_runs_a_batch_per_transaction_until_it_returns_false(fresh_database):
     conn = await asyncpg.connect(fresh_database)
     try:

@@ -101,7 +101,9 @@ async def _send(client, token: str, where: str, field: str, value, slug: str):
 
 
 @pytest.mark.parametrize(
-    "where, field, maximum, make", STRING_FIELDS, ids=[f"{where}.{field}" for where, field, _, _ in STRING_FIELDS]
+    ("where", "field", "maximum", "make"),
+    STRING_FIELDS,
+    ids=[f"{where}.{field}" for where, field, _, _ in STRING_FIELDS],
 )
 async def test_every_string_has_a_maximum_length(client, db, where, field, maximum, make):
     owner = await register(client, "owner")
@@ -116,7 +118,7 @@ async def test_every_string_has_a_maximum_length(client, db, where, field, maxim
 async def test_tag_list_has_a_maximum_count(client, db):
     user = await register(client)
     ten = [f"tag{i}" for i in range(10)]
-    article = {"title": "t", "description": "d", "body": "b", "tagList": ten + ["x"]}
+    article = {"title": "t", "description": "d", "body": "b", "tagList": [*ten, "x"]}
     response = await client.post("/api/articles", headers=auth(user["token"]), json={"article": article})
     assert response.status == 422
     assert "tagList" in (await response.json())["errors"]
@@ -126,7 +128,7 @@ async def test_tag_list_has_a_maximum_count(client, db):
 
 
 @pytest.mark.parametrize(
-    "query, field",
+    ("query", "field"),
     [
         ("limit=0", "limit"),
         ("limit=101", "limit"),

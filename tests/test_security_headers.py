@@ -125,7 +125,7 @@ async def test_development_allows_any_origin_by_default(make_client):
     assert allowed_methods(response) == {"POST"}
 
 
-@pytest.mark.parametrize("configured, allowed", [(None, []), (APP, [APP])])
+@pytest.mark.parametrize(("configured", "allowed"), [(None, []), (APP, [APP])])
 async def test_production_allows_only_configured_origins(make_client, configured, allowed):
     overrides = {"APP_ENV": "production", "SHUTDOWN_DELAY": "0"}
     if configured is not None:

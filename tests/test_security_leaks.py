@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Literal
 
 import argon2
 import pytest
@@ -55,7 +56,7 @@ async def client_with_faults(app_env, db, aiohttp_client):
 
 
 @pytest.mark.parametrize(
-    "path, detail", [("/test-only/python-error", "RuntimeError"), ("/test-only/sql-error", "no_such_table")]
+    ("path", "detail"), [("/test-only/python-error", "RuntimeError"), ("/test-only/sql-error", "no_such_table")]
 )
 async def test_unexpected_error_is_a_generic_500_with_the_request_id(client_with_faults, caplog, path, detail):
     caplog.set_level(logging.ERROR, logger="service.errors")
@@ -132,7 +133,7 @@ class CountingHasher(argon2.PasswordHasher):
         super().__init__()
         self.verified: list[str] = []
 
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # noqa: A002 - argon2's name
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:  # argon2's parameter names
         self.verified.append(hash if isinstance(hash, str) else hash.decode())
         return super().verify(hash, password)
 

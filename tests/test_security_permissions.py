@@ -60,7 +60,7 @@ async def test_only_the_author_may_update_or_delete_an_article_or_comment(client
 
 
 async def test_a_comment_cannot_be_deleted_through_another_article(client, db, two_users):
-    alice, mallory, slug, comment_id = two_users
+    _alice, mallory, _slug, comment_id = two_users
     own = await create_article(client, mallory["token"], title="Mallory's")
     response = await client.delete(f"/api/articles/{own['slug']}/comments/{comment_id}", headers=auth(mallory["token"]))
     assert response.status == 404
@@ -70,7 +70,7 @@ async def test_a_comment_cannot_be_deleted_through_another_article(client, db, t
 async def test_per_user_writes_touch_only_the_callers_own_rows(client, db, two_users):
     """Favorites, follows, comments and the current user are the caller's own: with Mallory's
     token they change Mallory's rows, never Alice's."""
-    alice, mallory, slug, comment_id = two_users
+    _alice, mallory, slug, _comment_id = two_users
     before = await snapshot(db)
     as_mallory = auth(mallory["token"])
     ids = {r["username"]: r["id"] for r in await db.fetch("SELECT id, username FROM users")}
@@ -97,7 +97,7 @@ async def test_per_user_writes_touch_only_the_callers_own_rows(client, db, two_u
 
 
 @pytest.mark.parametrize(
-    "field, value",
+    ("field", "value"),
     [("username", "alice"), ("email", "alice@example.com"), ("email", "ALICE@Example.COM")],
 )
 async def test_nobody_takes_another_users_username_or_email(client, db, field, value):

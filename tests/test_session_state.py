@@ -33,7 +33,9 @@ async def session_state(client) -> dict:
     pool: asyncpg.Pool = client.server.app[keys.POOL]
     assert pool.get_max_size() == 1  # the connection every request used
     async with pool.acquire() as conn:
-        return dict(await conn.fetchrow(STATE))
+        row = await conn.fetchrow(STATE)
+    assert row is not None
+    return dict(row)
 
 
 def operations_answered(client) -> set[tuple[str, str]]:

@@ -47,7 +47,8 @@ def list_statement(tag: bool, author: bool, favorited: bool) -> str:
         (author, _q.by_author, _q.count_author),
         (favorited, _q.by_favoriter, _q.count_favoriter),
     )
-    conditions, counts = [], []
+    conditions: list[str] = []
+    counts: list[str] = []
     for wanted, condition, count in fragments:
         if wanted:
             n = 4 + len(conditions)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 from aiohttp import web
@@ -21,13 +20,13 @@ def given(value: T | MISSING) -> T | None:
     return None if value is MISSING else value
 
 
-def author(row: Mapping[str, Any]) -> Profile:
+def author(row: asyncpg.Record) -> Profile:
     return Profile(
         username=row["author_username"], bio=row["author_bio"], image=row["author_image"], following=row["following"]
     )
 
 
-def comment(row: Mapping[str, Any]) -> Comment:
+def comment(row: asyncpg.Record) -> Comment:
     return Comment(
         id=row["id"], created_at=row["created_at"], updated_at=row["updated_at"], body=row["body"], author=author(row)
     )
@@ -38,9 +37,11 @@ def json_response(body: str, status: int = 200) -> web.Response:
     return web.Response(body=body.encode(), status=status, content_type="application/json", charset="utf-8")
 
 
-def built_json(row: asyncpg.Record, missing: str, status: int = 200) -> web.Response:
+def built_json(row: asyncpg.Record | None, missing: str, status: int = 200) -> web.Response:
     """The answer of a read query that returns (viewer_known, body): 401 when the token's user
     no longer exists, 404 (`missing` not found) when there is no body, else the body itself."""
+    if row is None:  # these queries aggregate: one row, always
+        raise RuntimeError("a read query returned no row")
     if not row["viewer_known"]:
         raise unauthorized()  # the token's user no longer exists
     if row["body"] is None:

@@ -14,6 +14,7 @@ from service.errors import ApiError, unauthorized
 from service.handlers.common import given
 from service.limits import begin_login_attempt, login_keys, login_succeeded
 from service.routing import Api, current_user
+from service.settings import resolved
 from service.sqlfiles import queries
 
 api = Api()
@@ -24,7 +25,7 @@ TAG = "User and Authentication"
 def _user(request: web.Request, row: asyncpg.Record, token: str | None = None) -> UserResponse:
     if token is None:
         settings = request.app[keys.SETTINGS]
-        token = issue_token(row["id"], settings.jwt_secret, settings.jwt_expiry)
+        token = issue_token(row["id"], resolved(settings.jwt_secret), settings.jwt_expiry)
     return UserResponse(
         user=User(email=row["email"], token=token, username=row["username"], bio=row["bio"], image=row["image"])
     )
@@ -56,8 +57,8 @@ async def create_user(request: web.Request, body: NewUserRequest) -> UserRespons
     conn = await connection(request)
     row = await conn.fetchrow(_q.insert, new.username, new.email, password_hash)
     if row is None:
-        taken = await conn.fetchrow(_q.taken, new.username, new.email)
-        raise _taken(bool(taken["username"]), bool(taken["email"]))
+        taken = await conn.fetchrow(_q.taken, new.username, new.email)  # aggregates: always one row
+        raise _taken(bool(taken and taken["username"]), bool(taken and taken["email"]))
     return _user(request, row)
 
 
@@ -79,11 +80,14 @@ async def login(request: web.Request, body: LoginUserRequest) -> UserResponse:
     found = await conn.fetchrow(_q.credentials_by_email, credentials.email)
     await put_back(request)  # argon2 takes tens of milliseconds: hold no pool slot meanwhile
     # An unknown email costs one argon2 verification too (against a dummy hash): same time.
-    if not await verify_password(found["password_hash"] if found else None, credentials.password):
+    verified = await verify_password(found["password_hash"] if found else None, credentials.password)
+    if not verified or found is None:  # (an unknown email is never verified: `found` only narrows the type)
         raise ApiError(401, {"credentials": ["invalid"]}, {"WWW-Authenticate": "Token"})  # the entry stays: a failure
     conn = await connection(request)
     await login_succeeded(conn, limit_keys, attempt)
     row = await conn.fetchrow(_q.by_id, found["id"])
+    if row is None:  # the account was deleted since its password was checked
+        raise unauthorized("the account no longer exists")
     return _user(request, row)
 
 

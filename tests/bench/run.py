@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -158,8 +159,7 @@ def cpu_seconds(pid: int, with_children: bool) -> float:
     total = int(fields[11]) + int(fields[12])  # utime, stime
     if with_children:
         total += int(fields[13]) + int(fields[14])  # cutime, cstime of exited, waited-for children
-        total = total / TICKS + sum(cpu_seconds(child, False) for child in children(pid))
-        return total
+        return total / TICKS + sum(cpu_seconds(child, False) for child in children(pid))
     return total / TICKS
 
 
@@ -216,14 +216,16 @@ def wrk(wrk_path: str, url: str, env: dict[str, str], duration: float, connectio
         str(LUA),
         url,
     ]
-    result = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=duration + 60)
+    result = subprocess.run(
+        command, env={**os.environ, **env}, capture_output=True, text=True, timeout=duration + 60, check=False
+    )
     for line in result.stdout.splitlines():
         if line.startswith("BENCH_RESULT "):
             return json.loads(line.removeprefix("BENCH_RESULT "))
     raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr or result.stdout}")
 
 
-def measure(wrk_path: str, server: "Gunicorn", endpoint: Endpoint, args: argparse.Namespace) -> Result:
+def measure(wrk_path: str, server: Gunicorn, endpoint: Endpoint, args: argparse.Namespace) -> Result:
     url = server.url(endpoint.path)
     if args.warmup:
         wrk(wrk_path, url, endpoint.env, args.warmup, args.connections)
@@ -355,7 +357,7 @@ def fan_tokens(facts: dict, count: int = 100) -> str:
     return ",".join(issue_token(n, JWT_SECRET, 3600) for n in range(1, min(count, len(facts["users"])) + 1))
 
 
-def endpoints(facts: dict, tokens: dict[str, str], slug_file: Path) -> list[Endpoint]:
+def endpoints(facts: dict, tokens: dict[str, Any], slug_file: Path) -> list[Endpoint]:
     from tests.bench.seed import TAGS
 
     reader = {"BENCH_TOKENS": tokens["reader"]}
@@ -426,10 +428,10 @@ def report(results: dict[str, Result], reference_rps: float, reference_cpu: floa
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     for result in results.values():
-        errors = result.non2xx + result.socket_errors
+        failures = result.non2xx + result.socket_errors
         print(
             f"| {result.name:<44} | {result.rps:>8.0f} | {result.p50_ms:>7.2f} | {result.p99_ms:>7.2f} "
-            f"| {errors:>7} | {result.rps / reference_rps:>13.2f} | {result.app_us:>14.0f} | {result.db_us:>13.0f} "
+            f"| {failures:>7} | {result.rps / reference_rps:>13.2f} | {result.app_us:>14.0f} | {result.db_us:>13.0f} "
             f"| {reference_cpu / max(result.app_us + result.db_us, 1):>8.2f} |"
         )
     print()
@@ -539,7 +541,9 @@ def serialization_microbench(dsn: str) -> None:
     async def page() -> str:
         conn = await asyncpg.connect(dsn)
         try:
-            return (await conn.fetchrow(list_statement(False, False, False), None, 20, 0))["body"]
+            row = await conn.fetchrow(list_statement(False, False, False), None, 20, 0)
+            assert row is not None
+            return row["body"]
         finally:
             await conn.close()
 
@@ -552,9 +556,9 @@ def serialization_microbench(dsn: str) -> None:
 
     build = each(lambda: MultipleArticlesResponse.model_validate(data))
     model = MultipleArticlesResponse.model_validate(data)
-    pydantic_json = each(lambda: model.json_bytes())
+    pydantic_json = each(model.json_bytes)
     orjson_json = each(lambda: orjson.dumps(model.model_dump(mode="json", by_alias=True)))
-    passthrough = each(lambda: text.encode())
+    passthrough = each(text.encode)
     print("\nserialization of one page of 20 articles, in-process (microseconds per page):")
     print(f"  build the models from values              {build:8.1f}")
     print(f"  pydantic's JSON (model -> bytes)          {pydantic_json:8.1f}")

@@ -10,7 +10,7 @@ import asyncio
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -150,14 +150,14 @@ VERBS = [
     "need",
     "forget",
 ]
-WORDS = (
+WORDS = (  # noqa: SIM905 - a sentence reads better than a list of its words
     "the pool lends one connection per request and always takes it back while the planner picks "
     "an index scan because the newest twenty rows are at the front of the index so nothing else "
     "is read a sequential scan would touch every page of the table and the latency would grow "
     "with it which is why we measure before we change anything and keep what wins"
 ).split()
 IMAGE = "https://api.realworld.io/images/smiley-cyrus.jpeg"
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ class Scale:
     seed: int = 7
 
     @classmethod
-    def for_articles(cls, articles: int) -> "Scale":
+    def for_articles(cls, articles: int) -> Scale:
         """The benchmark's proportions at another size (for the scale curve)."""
         return cls(
             users=max(120, articles // 80),
@@ -246,12 +246,12 @@ async def seed(conn: asyncpg.Connection, scale: Scale = Scale(), *, distinct_has
         for tag in rng.sample(range(1, len(TAGS) + 1), rng.randint(1, 3)):
             article_tags.append((i, tag))
 
-    follows = set()
+    follows: set[tuple[int, int]] = set()
     while len(follows) < scale.follows:
         a, b = rng.randint(1, scale.users), rng.randint(1, scale.users)
         if a != b:
             follows.add((a, b))
-    favorites = set()
+    favorites: set[tuple[int, int]] = set()
     while len(favorites) < scale.favorites:
         favorites.add((rng.randint(1, scale.users), rng.randint(1, scale.articles)))
 

@@ -103,7 +103,7 @@ def _chown_tree(root: Path, user: str) -> None:
     import pwd
 
     entry = pwd.getpwnam(user)
-    for folder, dirs, files in os.walk(root):
+    for folder, _dirs, files in os.walk(root):
         os.chown(folder, entry.pw_uid, entry.pw_gid)
         for name in files:
             os.chown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
@@ -268,6 +268,7 @@ class TestRoutes:
             " current_setting('idle_in_transaction_session_timeout') AS idle_in_transaction_session_timeout,"
             " current_setting('transaction_read_only') AS read_only"
         )
+        assert row is not None
         return web.json_response(dict(row))
 
     async def _pause(self, request: web.Request, status: int) -> web.Response:

@@ -123,7 +123,7 @@ async def test_an_idle_transaction_is_ended_by_the_server_and_the_request_runs_o
 
 async def open_raw_request(client, method: str, path: str, body: bytes, token: str):
     """A client that sends a whole request and can then hang up without reading the answer."""
-    reader, writer = await asyncio.open_connection(client.host, client.port)
+    _reader, writer = await asyncio.open_connection(client.host, client.port)
     writer.write(
         f"{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
         f"Authorization: Token {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode()

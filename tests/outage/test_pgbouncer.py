@@ -66,6 +66,7 @@ class PgBouncer:
             entry = pwd.getpwnam(self.user)
             for path in (folder, *folder.iterdir()):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
+        assert PGBOUNCER is not None  # the fixture skips without it
         with open(folder / "stderr.log", "wb") as stderr:
             self.process = subprocess.Popen(
                 [PGBOUNCER, str(folder / "pgbouncer.ini")],

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import asyncpg
 import uvloop
+from asyncpg.pool import PoolConnectionProxy
 
 
 async def measure(dsn: str, requests: int) -> None:
-    async def validate(conn: asyncpg.Connection) -> None:
+    async def validate(conn: PoolConnectionProxy) -> None:
         await conn.fetchval("SELECT 1")
 
     plain = await asyncpg.create_pool(dsn, min_size=4, max_size=4)

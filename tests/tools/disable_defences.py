@@ -254,9 +254,10 @@ def main(only: list[str]) -> int:
         assert original.count(defence) == 1, f"{name}: the defence's text is not found once in {path}"
         source.write_text(original.replace(defence, disabled))
         try:
-            run = subprocess.run(
+            run = subprocess.run(  # noqa: S602 - the command line comes from this script's own table
                 f".venv/bin/python -m pytest -q -x {tests}",
                 shell=True,
+                check=False,  # a failing run is the expected outcome, read below
                 cwd=ROOT,
                 capture_output=True,
                 text=True,

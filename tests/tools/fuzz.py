@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from live import ROOT, live_service  # noqa: E402
+from live import ROOT, live_service
 
 CONFIG = ROOT / "tests" / "schemathesis.toml"
 
