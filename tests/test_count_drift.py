@@ -1,8 +1,9 @@
 """The counts the database keeps (migration 0006) stay exact under a concurrent mix of every
 write that changes them: articles created with tags and deleted, favorites and unfavorites of a
-hot article and of many, follows, tag replacement (PUT with a tagList, and in SQL), users deleted with everything they own
-(cascades), conflicting inserts, and transactions rolled back and then run again. Afterwards every
-kept count is compared with a COUNT(*) of its rows (tests/counts.py)."""
+hot article and of many, follows, tag replacement (PUT with a tagList, and in SQL), users
+deleted with everything they own (cascades), conflicting inserts, and transactions rolled back
+and then run again. Afterwards every kept count is compared with a COUNT(*) of its rows
+(tests/counts.py)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ async def client(make_client):
 
 async def test_a_concurrent_mix_of_writes_leaves_every_count_exact(client, db, database_url):
     names = [f"mixer{n}" for n in range(WORKERS + 4)]
-    tokens = dict(zip(names, await quick_users(db, names)))
+    tokens = dict(zip(names, await quick_users(db, names), strict=True))
     hot = (
         await (
             await client.post(

@@ -298,8 +298,8 @@ async def prepare_database(
     finally:
         await admin.close()
     dsn = app_dsn(admin_dsn, name)
-    if tree is not None:
-        subprocess.run(
+    if tree is not None:  # the bench's own setup, before anything is measured
+        subprocess.run(  # noqa: ASYNC221 - the old tree's migrator runs in its own interpreter
             [sys.executable, "-m", "service", "migrate"],
             cwd=tree,
             env={**os.environ, "PYTHONPATH": str(tree), "DATABASE_URL": dsn, "APP_ENV": "development"},
@@ -675,11 +675,11 @@ def main_levers(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None
         print(f"\nwrk -t1 -c{args.connections}, {args.duration}s each after a {args.warmup}s warm-up; {load_info()}")
         summary = []
         for lever, a_name, a, b_name, b, keys in levers:
-            keys = [key for key in keys if args.only is None or key in args.only]
-            if not keys:
+            chosen = [key for key in keys if args.only is None or key in args.only]
+            if not chosen:
                 continue
             print(f"\n{lever}: A = {a_name}, B = {b_name}")
-            for key in keys:
+            for key in chosen:
                 endpoint = by_key[key]
                 ra = measure(wrk_path, a, endpoint, args)
                 rb = measure(wrk_path, b, endpoint, args)

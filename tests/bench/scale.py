@@ -153,10 +153,13 @@ async def server_ms(dsn: str, sql: str, args: list, runs: int = 9) -> tuple[floa
         await conn.close()
 
 
-def reads(slug_file: str, token: str, viral: str | None) -> list[tuple[str, str, dict[str, str], str, list]]:
+Read = tuple[str, str, dict[str, str], str, list[object]]
+
+
+def reads(slug_file: str, token: str, viral: str | None) -> list[Read]:
     """(row name, path, wrk environment, statement, its arguments with the offset as "OFFSET")."""
     by_slug = queries("articles").by_slug
-    rows = [
+    rows: list[Read] = [
         ("newest", "/api/articles?limit=20", {}, list_statement(False, False, False), [None, 20, "OFFSET"]),
         (
             "one article (random)",
@@ -240,9 +243,9 @@ def main_scale(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None:
         try:
             for name, path, env, sql, sql_args in reads(str(slug_file), token, viral):
                 result = measure(wrk_path, service, Endpoint(name, f"{name} ({column})", path, env=env), args)
-                first = asyncio.run(server_ms(dsn, sql, [0 if a == "OFFSET" else a for a in sql_args]))
-                fifth = asyncio.run(server_ms(dsn, sql, [80 if a == "OFFSET" else a for a in sql_args]))
-                results.setdefault(name, {})[column] = (result, first, fifth)
+                page1 = asyncio.run(server_ms(dsn, sql, [0 if a == "OFFSET" else a for a in sql_args]))
+                page5 = asyncio.run(server_ms(dsn, sql, [80 if a == "OFFSET" else a for a in sql_args]))
+                results.setdefault(name, {})[column] = (result, page1, page5)
         finally:
             service.stop()
 
@@ -260,7 +263,8 @@ def main_scale(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None:
     )
     print("|---|" + "---|" * (len(columns) + 4))
     for name, by_column in results.items():
-        cells, cpu = [], {}
+        cells: list[str] = []
+        cpu: dict[str, float] = {}
         for column in columns:
             if column not in by_column:
                 cells.append("")
