@@ -70,7 +70,7 @@ async def conduit_backends(db: asyncpg.Connection, waiting_on_lock: bool = False
 
 class Gunicorn:
     def __init__(self, database_url: str, **env: str) -> None:
-        self.port = free_port()
+        self.port = int(env["PORT"]) if "PORT" in env else free_port()  # a given PORT: a restart in its place
         base = {
             key: value
             for key, value in os.environ.items()
