@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -128,6 +129,7 @@ class Load:
     clients: int = 16
     rate: float = 40.0  # requests per second per client, at most: a bounded load
     restart: int = 0  # the restart in progress, to which a failure is counted
+    resets: Counter[int] = field(default_factory=Counter)  # nginx's upstream errors, retried or not
     sent: Counter[int] = field(default_factory=Counter)
     failed: Counter[int] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
@@ -217,6 +219,16 @@ async def wait_ready(server: Gunicorn) -> None:
 
 
 ACCESS_LINE = r'"route":'
+# nginx's error log lines for a request lost on an upstream connection (not a refused connect,
+# which it retries on the other server whatever the method)
+UPSTREAM_LOST = re.compile(r"recv\(\) failed|prematurely closed|reset by peer|broken pipe")
+
+
+def upstream_lost(nginx: Nginx, offset: int) -> tuple[int, int]:
+    """How many requests nginx lost on an upstream connection since `offset` of its error log."""
+    path = nginx.folder / "error.log"
+    text = path.read_bytes()[offset:].decode(errors="replace") if path.exists() else ""
+    return sum(1 for line in text.splitlines() if UPSTREAM_LOST.search(line)), offset + len(text.encode())
 
 
 async def rolling_restarts(
@@ -240,6 +252,7 @@ async def rolling_restarts(
         try:
             for server in servers:  # both in rotation before the first stop
                 await server.wait_for_lines(ACCESS_LINE, count=50)
+            _, offset = upstream_lost(nginx, 0)
             for number in range(1, restarts + 1):
                 started = time.monotonic()
                 load.restart = number
@@ -253,9 +266,11 @@ async def rolling_restarts(
                 # nginx sends it requests again (it takes a server it saw refuse a connection back
                 # after fail_timeout): only then may the other instance stop.
                 await new.wait_for_lines(ACCESS_LINE, count=50, timeout=60)
+                load.resets[number], offset = upstream_lost(nginx, offset)
                 if report:
                     print(
-                        f"restart {number}: exit {codes[-1]}, {load.failed[number]} failed of {load.sent[number]};"
+                        f"restart {number}: exit {codes[-1]}, {load.failed[number]} failed of {load.sent[number]},"
+                        f" {load.resets[number]} lost upstream by nginx;"
                         f" stop {stopped - started:.1f}s, back in rotation after {time.monotonic() - stopped:.1f}s",
                         flush=True,
                     )
@@ -300,6 +315,7 @@ def main() -> None:
                 errors = (folder / "error.log").read_text(errors="replace") if (folder / "error.log").exists() else ""
             print(f"{args.restarts} restarts in {time.monotonic() - began:.0f}s; exit codes {codes}")
             print("failed per restart:", [load.failed[n] for n in range(1, args.restarts + 1)])
+            print("lost upstream by nginx per restart:", [load.resets[n] for n in range(1, args.restarts + 1)])
             print(f"requests {sum(load.sent.values())}, comments written {load.written}")
             for failure in load.failures[:40]:
                 print("  ", failure)

@@ -1,0 +1,92 @@
+"""Closing the listening socket without resetting the connections queued on it.
+
+The kernel completes TCP handshakes on its own and queues the connections until a process
+accepts them. When the last descriptor of a listening socket closes, every connection still in
+that queue, or still in its handshake, is reset. The client (a proxy) may already have sent its
+request on it: for a POST that is a 502, since nginx does not send a request it has written once
+to another server. Under load a proxy that learns of a stop only from refused connections (nginx
+without health checks) keeps opening connections right up to the close, so a few are always in
+the queue at that instant.
+
+Hence, when this worker is about to close the socket for good (gunicorn's master has already
+closed its copy: a stop, not a reload), it first makes the socket ignore new connection attempts
+(a classic BPF filter that drops bare SYNs; the client retries the SYN a second later and, the
+socket closed by then, is refused and goes elsewhere), keeps accepting while the handshakes under
+way complete and the queue empties, and only then closes. During a reload (SIGHUP) the master
+and the new workers keep the socket, so nothing is queued for nobody and the filter, which would
+apply to them too, is not used.
+
+Linux only; elsewhere (or without /proc) the worker just closes, as aiohttp does."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import socket
+import struct
+
+# Long enough for a handshake under way when the filter went on to complete, across a LAN and
+# a busy event loop; short next to SHUTDOWN_DELAY.
+SETTLE = 0.1
+QUEUE_WAIT = 1.0  # at most, for the other workers to accept what is queued
+
+_SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
+# A socket filter sees a TCP segment from its TCP header: byte 13 holds the flags. Drop a segment
+# whose SYN is set and ACK is not (a new connection attempt); pass everything else.
+_DROP_BARE_SYN = (
+    (0x30, 0, 0, 13),  # ldb [13]
+    (0x54, 0, 0, 0x12),  # and #(SYN | ACK)
+    (0x15, 0, 1, 0x02),  # jeq #SYN, drop, pass
+    (0x06, 0, 0, 0),  # drop: ret #0
+    (0x06, 0, 0, 0xFFFFFFFF),  # pass: ret #-1 (the whole segment)
+)
+# struct tcp_info of a listening socket: tcpi_unacked is its accept queue's length.
+_TCP_INFO_UNACKED = 24
+
+
+def closing_for_good(sock: socket.socket, master_pid: int) -> bool:
+    """Whether `sock` is a TCP listener that closing here closes for good: the master no longer
+    holds it (it closes its listeners on SIGTERM; it keeps them on SIGHUP, for the new workers)."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or not hasattr(socket, "TCP_INFO"):
+        return False
+    target = f"socket:[{os.fstat(sock.fileno()).st_ino}]"
+    folder = f"/proc/{master_pid}/fd"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False  # cannot tell: close as aiohttp does
+    for name in names:
+        try:
+            if os.readlink(f"{folder}/{name}") == target:
+                return False
+        except OSError:
+            continue
+    return True
+
+
+def ignore_new_connections(sock: socket.socket) -> bool:
+    """Attach the filter that drops new connection attempts; False where that is not possible."""
+    program = b"".join(struct.pack("HBBI", *instruction) for instruction in _DROP_BARE_SYN)
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("HL", len(_DROP_BARE_SYN), ctypes.addressof(buffer))  # struct sock_fprog
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False
+    return True
+
+
+def queued(sock: socket.socket) -> int:
+    """Connections in the socket's accept queue, handshake done, not yet accepted."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    return int(struct.unpack_from("I", info, _TCP_INFO_UNACKED)[0])
+
+
+async def empty_queue(sockets: list[socket.socket]) -> None:
+    """With new connections refused, let the event loop accept what is queued or completing."""
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(SETTLE)
+    deadline = loop.time() + QUEUE_WAIT
+    while any(queued(sock) for sock in sockets) and loop.time() < deadline:
+        await asyncio.sleep(0.01)
