@@ -83,10 +83,11 @@ class Nginx:
         (folder / "nginx.conf").write_text(NGINX_CONF.format(folder=folder, upstream=indented))
         # As root, nginx's workers run as nobody: they must reach the folder it makes its temp dirs in.
         os.chmod(folder, 0o755)
+        self._stderr = open(folder / "stderr.log", "wb")  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(
             [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log")],
             stdout=subprocess.DEVNULL,
-            stderr=open(folder / "stderr.log", "wb"),  # noqa: SIM115 - closed by the child's exit
+            stderr=self._stderr,
             start_new_session=True,
         )
 
@@ -117,6 +118,7 @@ class Nginx:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(WAIT)
+        self._stderr.close()
 
 
 @dataclass
