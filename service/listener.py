@@ -9,7 +9,7 @@ without health checks) keeps opening connections right up to the close, so a few
 the queue at that instant.
 
 Hence, when this worker is about to close the socket for good (gunicorn's master has already
-closed its copy: a stop, not a reload), it first makes the socket ignore new connection attempts
+closed its copy and no process but its workers holds it: a stop, not a reload), it first makes the socket ignore new connection attempts
 (a classic BPF filter that drops bare SYNs; the client retries the SYN a second later and, the
 socket closed by then, is refused and goes elsewhere), keeps accepting while the handshakes under
 way complete and the queue empties, and only then closes. During a reload (SIGHUP) the master
@@ -46,23 +46,44 @@ _TCP_INFO_UNACKED = 24
 
 
 def closing_for_good(sock: socket.socket, master_pid: int) -> bool:
-    """Whether `sock` is a TCP listener that closing here closes for good: the master no longer
-    holds it (it closes its listeners on SIGTERM; it keeps them on SIGHUP, for the new workers)."""
+    """Whether `sock` is a TCP listener that closes for good once this master's workers close it:
+    no other process holds it. On SIGTERM the master has closed its copy; on SIGHUP it keeps it
+    for the new workers; after a USR2 upgrade a new master's workers hold it too."""
     if sock.family not in (socket.AF_INET, socket.AF_INET6) or not hasattr(socket, "TCP_INFO"):
         return False
     target = f"socket:[{os.fstat(sock.fileno()).st_ino}]"
-    folder = f"/proc/{master_pid}/fd"
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return False  # cannot tell: close as aiohttp does
+    me = os.getpid()
+    for pid in pids:
+        if pid != me and _holds(pid, target) and (pid == master_pid or _parent(pid) != master_pid):
+            return False
+    return True
+
+
+def _holds(pid: int, target: str) -> bool:
+    folder = f"/proc/{pid}/fd"
     try:
         names = os.listdir(folder)
     except OSError:
-        return False  # cannot tell: close as aiohttp does
+        return False  # gone, or another user's: it cannot hold this socket
     for name in names:
         try:
             if os.readlink(f"{folder}/{name}") == target:
-                return False
+                return True
         except OSError:
             continue
-    return True
+    return False
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])  # after "pid (comm) state"
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def ignore_new_connections(sock: socket.socket) -> bool:

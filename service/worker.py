@@ -45,6 +45,7 @@ class ConduitWorker(GunicornUVLoopWebWorker):
         super().__init__(*args, **kwargs)
         self._app: web.Application | None = None
         self._runner: web.AppRunner | None = None
+        self._draining: asyncio.Task[None] | None = None
         self._stopping = False
 
     def run(self) -> None:
@@ -97,23 +98,29 @@ class ConduitWorker(GunicornUVLoopWebWorker):
 
     def _close_listener(self) -> None:
         self.log.info("closing the listener")
-        task = self.loop.create_task(self._drain_connections())
-        task.add_done_callback(lambda _: self._leave_serve_loop())
+        self._draining = self.loop.create_task(self._drain_connections())
 
     async def _drain_connections(self) -> None:
         """Step 3: close the listener, then wait, up to SHUTDOWN_TIMEOUT, for every open
-        connection to close by itself; then step 4 (`_leave_serve_loop`)."""
+        connection to close by itself; then step 4."""
+        try:
+            await self._close_and_wait()
+        except Exception:
+            self.log.exception("draining the connections failed; closing them")
+        finally:
+            self._leave_serve_loop()
+
+    async def _close_and_wait(self) -> None:
         runner, app = self._runner, self._app
         if runner is None or app is None or runner.server is None:
             return  # SIGTERM before the app was served: nothing to drain
         # Sockets that close for good here: first let them take no new connection, and accept
         # what is queued, so that the close resets none (service/listener.py).
-        last = [sock for sock in self.sockets if listener.closing_for_good(sock, self.ppid)]
+        last = [sock for sock in self.sockets if await asyncio.to_thread(listener.closing_for_good, sock, self.ppid)]
         if last and all(listener.ignore_new_connections(sock) for sock in last):
             await listener.empty_queue(last)
         for site in runner.sites:
             await site.stop()
-        await asyncio.sleep(0)  # uvloop closes the listening socket on its next turn
         loop, server, in_flight = self.loop, runner.server, app[keys.IN_FLIGHT]
         timeout = app[keys.SETTINGS].shutdown_timeout
         in_flight.deadline = loop.time() + timeout  # the same SHUTDOWN_TIMEOUT for the requests' drain
