@@ -277,7 +277,6 @@ async def rolling_restarts(
                         flush=True,
                     )
             load.restart = restarts + 1
-            await asyncio.sleep(0)
         finally:
             load.stop()
             await running
