@@ -32,9 +32,11 @@ NGINX = shutil.which("nginx") or next(
 
 # The reference configuration of the README ("Behind a load balancer"), with this test's paths and
 # ports filled in. The upstream part is the usual one, with nginx's defaults: static servers, round
-# robin, a pool of idle upstream connections, HTTP/1.1 to the upstream without `Connection: close`.
+# robin, a pool of idle upstream connections, HTTP/1.1 to the upstream without `Connection: close`;
+# and a shared zone, so that nginx's workers agree on which server is down (README).
 NGINX_UPSTREAM = """\
 upstream conduit {{
+    zone conduit 64k;
     server 127.0.0.1:{port_a};
     server 127.0.0.1:{port_b};
     keepalive 32;

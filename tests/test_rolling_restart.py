@@ -32,9 +32,12 @@ async def test_ten_rolling_restarts_under_load_lose_no_request(database_url, db,
     assert codes == [0] * restarts
     failed = [load.failed[number] for number in range(1, restarts + 1)]
     lost = [load.resets[number] for number in range(1, restarts + 1)]
-    assert failed == [0] * restarts, f"failed requests per restart {failed}:\n" + "\n".join(load.failures[:20])
+    nginx_log = (tmp_path / "error.log").read_text(errors="replace").splitlines()[-20:]
+    assert failed == [0] * restarts, f"failed requests per restart {failed}:\n" + "\n".join(
+        load.failures[:20] + nginx_log
+    )
     # Not even a GET that nginx could retry on the other instance was lost on an upstream connection.
-    assert lost == [0] * restarts, f"requests lost upstream per restart {lost}"
+    assert lost == [0] * restarts, f"requests lost upstream per restart {lost}:\n" + "\n".join(nginx_log)
     assert all(load.sent[number] > 0 for number in range(1, restarts + 1)), load.sent
     # Every comment answered 200 is stored, once.
     assert load.written > 0
