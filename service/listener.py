@@ -9,12 +9,13 @@ without health checks) keeps opening connections right up to the close, so a few
 the queue at that instant.
 
 Hence, when this worker is about to close the socket for good (gunicorn's master has already
-closed its copy and no process but its workers holds it: a stop, not a reload), it first makes the socket ignore new connection attempts
-(a classic BPF filter that drops bare SYNs; the client retries the SYN a second later and, the
-socket closed by then, is refused and goes elsewhere), keeps accepting while the handshakes under
-way complete and the queue empties, and only then closes. During a reload (SIGHUP) the master
-and the new workers keep the socket, so nothing is queued for nobody and the filter, which would
-apply to them too, is not used.
+closed its copy and no process but its workers holds it: a stop, not a reload), it first makes
+the socket ignore new connection attempts (a classic BPF filter that drops bare SYNs; the client
+resends its SYN a second later and, the socket closed by then, is refused and goes elsewhere),
+keeps accepting while the handshakes under way complete and the queue empties, and only then
+closes. During a reload (SIGHUP) the master and the new workers keep the socket open and keep
+accepting, so the close resets nothing, and the filter, which would apply to them too, is not
+used.
 
 Linux only; elsewhere (or without /proc) the worker just closes, as aiohttp does."""
 

@@ -7,9 +7,11 @@ too: the second changes nothing). A worker then stops in this order:
 2. for SHUTDOWN_DELAY it still accepts and serves, so the load balancer can take it out of
    rotation without a refused connection; answers carry `Connection: close`
    (service/observability.py) so keep-alive clients reconnect elsewhere;
-3. the listener closes (`_drain_connections`), and from then on SHUTDOWN_TIMEOUT runs. No
-   connection is closed under a request that may be on its way: each open connection is served
-   until its client closes it, or its next request is answered (with `Connection: close`);
+3. the listener closes (`_drain_connections`; when it closes for good, its queue is emptied
+   first, so that the close resets no connection: service/listener.py), and from then on
+   SHUTDOWN_TIMEOUT runs. No connection is closed under a request that may be on its way: each
+   open connection is served until its client closes it, or its next request is answered (with
+   `Connection: close`);
 4. when none is left, or at the end of SHUTDOWN_TIMEOUT, the serve loop ends; aiohttp's
    `runner.cleanup()` does the rest, in this order: what is still open is closed (connections
    idle since before the listener closed: a proxy that saw it refuse no longer uses them),
@@ -118,6 +120,7 @@ class ConduitWorker(GunicornUVLoopWebWorker):
         # what is queued, so that the close resets none (service/listener.py).
         last = [sock for sock in self.sockets if await asyncio.to_thread(listener.closing_for_good, sock, self.ppid)]
         if last and all(listener.ignore_new_connections(sock) for sock in last):
+            self.log.info("the listener takes no new connection; emptying its queue")
             await listener.empty_queue(last)
         for site in runner.sites:
             await site.stop()

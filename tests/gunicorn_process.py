@@ -31,8 +31,8 @@ _NOT_INHERITED_PREFIXES = ("DB_", "SHUTDOWN_", "MIGRATE_", "JWT_", "LOGIN_", "CO
 WAIT = 15.0  # upper bound for any condition: far above what each takes, so only a hang trips it
 
 
-def free_port() -> int:
-    first, last = (int(part) for part in PORTS.split("-"))
+def free_port(ports: str = PORTS) -> int:
+    first, last = (int(part) for part in ports.split("-"))
     for port in range(first, last + 1):
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -41,7 +41,7 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {PORTS}")
+    raise RuntimeError(f"no free port in {ports}")
 
 
 async def eventually(probe: Callable[[], Awaitable[Any]], what: str, timeout: float = WAIT) -> Any:

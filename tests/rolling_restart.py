@@ -26,6 +26,10 @@ import asyncpg
 
 from tests.gunicorn_process import WAIT, Gunicorn, eventually, free_port
 
+# Ports of their own, apart from the other gunicorn tests' (an instance's port is free for a few
+# seconds at each restart, and must not be taken meanwhile); CONDUIT_NGINX_TEST_PORTS moves them.
+PORTS = os.environ.get("CONDUIT_NGINX_TEST_PORTS", "18140-18159")
+
 NGINX = shutil.which("nginx") or next(
     (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(path, os.X_OK)), None
 )
@@ -79,7 +83,7 @@ class Nginx:
     def __init__(self, folder: Path, port_a: int, port_b: int) -> None:
         assert NGINX is not None
         self.folder = folder
-        self.port = free_port()
+        self.port = free_port(PORTS)
         upstream = NGINX_UPSTREAM.format(port_a=port_a, port_b=port_b, port=self.port)
         indented = "".join(f"    {line}\n" if line else "\n" for line in upstream.splitlines())
         (folder / "nginx.conf").write_text(NGINX_CONF.format(folder=folder, upstream=indented))
@@ -206,12 +210,14 @@ def instance(database_url: str, port: int | None = None, **env: str) -> Gunicorn
         "DB_STATEMENT_TIMEOUT": "5",
         **env,
     }
-    if port is not None:
-        settings["PORT"] = str(port)
+    settings["PORT"] = str(free_port(PORTS) if port is None else port)
     return Gunicorn(database_url, **settings).start()
 
 
 async def wait_ready(server: Gunicorn) -> None:
+    """Listening (this instance, not another process that took its port), and ready."""
+    await server.wait_for_lines(r"Listening at: " + re.escape(server.url) + " ")
+
     async def ready() -> bool:
         try:
             async with aiohttp.ClientSession() as session, session.get(server.url + "/readyz") as response:
