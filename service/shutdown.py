@@ -53,6 +53,8 @@ class InFlight:
         self._idle.set()
         self.cancelled: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # When SHUTDOWN_TIMEOUT ends (event loop time): set by whoever closes the listener.
+        self.deadline: float | None = None
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -105,12 +107,17 @@ def shutting_down(request: web.Request) -> web.Response:
 
 
 async def drain_requests(app: web.Application) -> None:
-    """on_shutdown: runs after the listener has closed and before the cleanup contexts (the pool)."""
+    """on_shutdown: runs after the listener has closed and before the cleanup contexts (the pool).
+    Under gunicorn the worker has closed the listener and has already waited for the connections
+    to close (service/worker.py): what it left of SHUTDOWN_TIMEOUT remains."""
     lifecycle, in_flight = app[keys.LIFECYCLE], app[keys.IN_FLIGHT]
     lifecycle.draining = True  # already so under gunicorn; also for run_app and tests
+    loop = asyncio.get_running_loop()
     timeout = app[keys.SETTINGS].shutdown_timeout
-    log.info("worker %d: draining %d requests in flight (up to %.1fs)", os.getpid(), len(in_flight), timeout)
-    cancelled = await in_flight.drain(timeout)
+    if in_flight.deadline is None:  # run_app and tests: the listener has just closed
+        in_flight.deadline = loop.time() + timeout
+        log.info("worker %d: draining %d requests in flight (up to %.1fs)", os.getpid(), len(in_flight), timeout)
+    cancelled = await in_flight.drain(max(0.0, in_flight.deadline - loop.time()))
     if cancelled:
         log.warning("worker %d: cancelled %d requests still running after %.1fs", os.getpid(), cancelled, timeout)
     else:

@@ -32,8 +32,8 @@ _NOT_INHERITED_PREFIXES = ("DB_", "SHUTDOWN_", "MIGRATE_", "JWT_", "LOGIN_", "CO
 WAIT = 15.0  # upper bound for any condition: far above what each takes, so only a hang trips it
 
 
-def free_port() -> int:
-    first, last = (int(part) for part in PORTS.split("-"))
+def free_port(ports: str = PORTS) -> int:
+    first, last = (int(part) for part in ports.split("-"))
     for port in range(first, last + 1):
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -42,7 +42,7 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {PORTS}")
+    raise RuntimeError(f"no free port in {ports}")
 
 
 async def eventually(probe: Callable[[], Awaitable[Any]], what: str, timeout: float = WAIT) -> Any:
@@ -71,7 +71,7 @@ async def conduit_backends(db: asyncpg.Connection, waiting_on_lock: bool = False
 
 class Gunicorn:
     def __init__(self, database_url: str, **env: str) -> None:
-        self.port = free_port()
+        self.port = int(env["PORT"]) if "PORT" in env else free_port()  # a given PORT: a restart in its place
         base = {
             key: value
             for key, value in os.environ.items()
