@@ -161,7 +161,7 @@ class Load:
                         body = {"comment": {"body": f"client {number} restart {restart}"}}
                         async with session.post(path, json=body, headers=headers) as response:
                             await response.read()
-                            ok = response.status == 200
+                            ok = response.status == 201
                             outcome = f"POST {response.status}"
                     else:
                         async with session.get(article) as response:

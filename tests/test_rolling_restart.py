@@ -39,7 +39,7 @@ async def test_ten_rolling_restarts_under_load_lose_no_request(database_url, db,
     # Not even a GET that nginx could retry on the other instance was lost on an upstream connection.
     assert lost == [0] * restarts, f"requests lost upstream per restart {lost}:\n" + "\n".join(nginx_log)
     assert all(load.sent[number] > 0 for number in range(1, restarts + 1)), load.sent
-    # Every comment answered 200 is stored, once.
+    # Every comment answered 201 is stored, once.
     assert load.written > 0
     assert await db.fetchval("SELECT count(*) FROM comments") == load.written
 
