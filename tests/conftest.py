@@ -3,11 +3,14 @@ run migrated once, emptied before each test, and the real app built by the real 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -17,6 +20,8 @@ from aiohttp.test_utils import TestServer
 
 from service.embedded import EmbeddedPostgres
 from service.migrate import apply_migrations
+
+T = TypeVar("T")
 
 APP_TABLES = ["users", "follows", "articles", "tags", "article_tags", "favorites", "comments", "login_failures"]
 
@@ -50,11 +55,34 @@ async def _admin(dsn: str, *statements: str) -> None:
         await conn.close()
 
 
+@contextmanager
+def seeded_database(
+    server_dsn: str, prefix: str, fill: Callable[[asyncpg.Connection], Awaitable[T]]
+) -> Iterator[tuple[str, T]]:
+    """A database of its own, migrated and filled by `fill` (whose result comes with its DSN),
+    dropped afterwards: for a test module whose data must not be the shared test database's."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    url = with_database(server_dsn, name)
+
+    async def create() -> T:
+        await _admin(server_dsn, f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(url)
+        try:
+            await apply_migrations(conn)
+            return await fill(conn)
+        finally:
+            await conn.close()
+
+    facts = asyncio.run(create())
+    try:
+        yield url, facts
+    finally:
+        asyncio.run(_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def database_url(server_dsn: str) -> Iterator[str]:
     """A fresh database for this run, migrated once."""
-    import asyncio
-
     name = f"conduit_test_{os.getpid()}_{secrets.token_hex(3)}"
     url = with_database(server_dsn, name)
 

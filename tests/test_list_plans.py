@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 from collections.abc import Iterator
 
 import asyncpg
 import pytest
 
 from service.handlers.articles import feed_statement, list_statement
-from service.migrate import apply_migrations
 from service.sqlfiles import queries
 from tests.bench.seed import Scale, seed
-from tests.conftest import with_database
+from tests.conftest import seeded_database
 
 SCALE = Scale(users=80, articles=3_000, follows=600, favorites=6_000, comments=600)
 
@@ -28,30 +26,8 @@ SCALE = Scale(users=80, articles=3_000, follows=600, favorites=6_000, comments=6
 @pytest.fixture(scope="module")
 def seeded(server_dsn: str) -> Iterator[tuple[str, dict]]:
     """A database of its own with the seed loaded and analyzed (the seed ends with ANALYZE)."""
-    name = f"conduit_plans_{secrets.token_hex(4)}"
-    url = with_database(server_dsn, name)
-
-    async def create() -> dict:
-        admin = await asyncpg.connect(server_dsn)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-        conn = await asyncpg.connect(url)
-        try:
-            await apply_migrations(conn)
-            return await seed(conn, SCALE, distinct_hashes=False)
-        finally:
-            await conn.close()
-
-    async def drop() -> None:
-        admin = await asyncpg.connect(server_dsn)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-    facts = asyncio.run(create())
-    try:
-        yield url, facts
-    finally:
-        asyncio.run(drop())
+    with seeded_database(server_dsn, "conduit_plans", lambda conn: seed(conn, SCALE, distinct_hashes=False)) as made:
+        yield made
 
 
 def variants(facts: dict) -> dict[str, tuple[str, list]]:

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 from collections.abc import Iterator
 
 import asyncpg
 import pytest
 
 from service.handlers.articles import feed_statement, list_statement
-from service.migrate import apply_migrations
 from service.sqlfiles import queries
 from tests.bench.skew import seed_skew
-from tests.conftest import with_database
+from tests.conftest import seeded_database
 from tests.test_list_plans import literal, nodes
 
 # The tables this data makes big (tags and follows hold a few rows here: a scan of them is cheap).
@@ -41,30 +39,8 @@ BIG_TABLES = {"articles", "favorites", "article_tags", "users", "favorite_counts
 
 @pytest.fixture(scope="module")
 def skewed(server_dsn: str) -> Iterator[tuple[str, dict]]:
-    name = f"conduit_skew_{secrets.token_hex(4)}"
-    url = with_database(server_dsn, name)
-
-    async def create() -> dict:
-        admin = await asyncpg.connect(server_dsn)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-        conn = await asyncpg.connect(url)
-        try:
-            await apply_migrations(conn)
-            return await seed_skew(conn)
-        finally:
-            await conn.close()
-
-    async def drop() -> None:
-        admin = await asyncpg.connect(server_dsn)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-    facts = asyncio.run(create())
-    try:
-        yield url, facts
-    finally:
-        asyncio.run(drop())
+    with seeded_database(server_dsn, "conduit_skew", seed_skew) as made:
+        yield made
 
 
 def pairs(facts: dict, offset: int) -> dict[str, tuple[str, list, list]]:

@@ -681,19 +681,42 @@ def main_levers(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None
             print(f"\n{lever}: A = {a_name}, B = {b_name}")
             for key in chosen:
                 endpoint = by_key[key]
-                ra = measure(wrk_path, a, endpoint, args)
-                rb = measure(wrk_path, b, endpoint, args)
-                line = (
-                    f"{lever:<34} {endpoint.name:<40} B/A req/s {rb.rps / ra.rps:5.2f}   "
-                    f"cpu/req app {ra.app_us:4.0f} -> {rb.app_us:4.0f} us, db {ra.db_us:4.0f} -> {rb.db_us:4.0f} us, "
-                    f"p99 {ra.p99_ms:5.1f} -> {rb.p99_ms:5.1f} ms"
-                )
-                print("    " + line, flush=True)
-                summary.append(line)
+                rounds = [_ab_round(wrk_path, a, b, endpoint, args, turn) for turn in range(args.rounds)]
+                for ra, rb in rounds:
+                    line = (
+                        f"{lever:<34} {endpoint.name:<40} B/A req/s {rb.rps / ra.rps:5.2f}   "
+                        f"cpu/req app {ra.app_us:4.0f} -> {rb.app_us:4.0f} us, "
+                        f"db {ra.db_us:4.0f} -> {rb.db_us:4.0f} us, p99 {ra.p99_ms:5.1f} -> {rb.p99_ms:5.1f} ms"
+                    )
+                    print("    " + line, flush=True)
+                    summary.append(line)
+                if len(rounds) > 1:
+                    by_rps = statistics.median(rb.rps / ra.rps for ra, rb in rounds)
+                    by_cpu = statistics.median(
+                        (ra.app_us + ra.db_us) / (rb.app_us + rb.db_us) for ra, rb in rounds if rb.app_us + rb.db_us
+                    )
+                    line = (
+                        f"{lever:<34} {endpoint.name:<40} median of {len(rounds)} rounds: "
+                        f"B/A req/s {by_rps:5.2f}, by CPU per request (app + db) {by_cpu:5.2f}"
+                    )
+                    print("    " + line, flush=True)
+                    summary.append(line)
         print("\nSummary (B against A, measured back to back):")
         for line in summary:
             print("  " + line)
     serialization_microbench(dsn)
+
+
+def _ab_round(
+    wrk_path: str, a: Gunicorn, b: Gunicorn, endpoint: Endpoint, args: argparse.Namespace, turn: int
+) -> tuple[Result, Result]:
+    """One A/B measurement; every other round measures B first (ABBA), so a drift of the shared
+    machine's load during the run weighs on both sides alike."""
+    if turn % 2:
+        rb = measure(wrk_path, b, endpoint, args)
+        return measure(wrk_path, a, endpoint, args), rb
+    ra = measure(wrk_path, a, endpoint, args)
+    return ra, measure(wrk_path, b, endpoint, args)
 
 
 def main() -> None:
@@ -719,6 +742,9 @@ def main() -> None:
         help="article counts for --scale",
     )
     parser.add_argument("--levers", action="store_true", help="each lever on and off, side by side")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="with --levers: A/B rounds per endpoint, alternating order (ABBA)"
+    )
     parser.add_argument(
         "--against",
         metavar="GIT_REV",
