@@ -39,8 +39,11 @@ bench: $(STAMP)  ## wrk against the service and reference points on a seeded emb
 bench-scale: $(STAMP)  ## each read at 1k, 10k, 100k and 1M articles (seeded in SQL), then with skew
 	$(PY) -m tests.bench.run --scale --duration 3
 
-bench-writes: $(STAMP)  ## favorite/unfavorite, one hot article and many: the database's cost at main against now, alternating rounds
-	$(PY) -m tests.bench.writes --against main
+# What the write benches compare against: main as it was before issue 13's kept counts.
+AGAINST ?= b285be1
+
+bench-writes: $(STAMP)  ## favorite/unfavorite, one hot article and many: the database's cost at $(AGAINST) against now, alternating rounds
+	$(PY) -m tests.bench.writes --against $(AGAINST)
 
 bench-levers: $(STAMP)  ## each lever measured on and off in one run (worker class, statement cache, reset, ...)
 	$(PY) -m tests.bench.run --levers
