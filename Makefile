@@ -63,9 +63,9 @@ conformance: $(STAMP)  ## RealWorld 2.0's official tests (Bruno) and the legacy 
 	$(PY) tests/tools/conformance.py --suite '$(SUITE)' --collection '$(COLLECTION)' --bruno '$(BRUNO)'
 
 # schemathesis against the live service (tests/tools/fuzz.py): a throwaway embedded PostgreSQL,
-# the service on FUZZ_PORT, every built-in check, FUZZ_MAX_EXAMPLES test cases per operation and
+# the service on FUZZ_PORT (a free one when empty), every built-in check, FUZZ_MAX_EXAMPLES test cases per operation and
 # phase; FUZZ_ARGS go to `schemathesis run`.
-FUZZ_PORT ?= 18090
+FUZZ_PORT ?=
 FUZZ_MAX_EXAMPLES ?= 30
 FUZZ_ARGS ?=
 

@@ -1,6 +1,6 @@
 """`make fuzz`: schemathesis against the live service with the service's own OpenAPI document.
 
-Starts a throwaway embedded PostgreSQL and `python -m service serve` on FUZZ_PORT, registers a
+Starts a throwaway embedded PostgreSQL and `python -m service serve` on FUZZ_PORT (a free port unless set), registers a
 user whose token schemathesis sends (tests/schemathesis.toml reads it from CONDUIT_TOKEN), runs
 `schemathesis run` with every built-in check, and always stops the service and the database.
 Exits with schemathesis's status: non-zero on any failure. Extra arguments go to `schemathesis run`
@@ -22,11 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from live import ROOT, live_service
 
+from service.embedded import free_port
+
 CONFIG = ROOT / "tests" / "schemathesis.toml"
 
 
 def main() -> int:
-    port = int(os.environ.get("FUZZ_PORT", "18090"))
+    # A free port unless FUZZ_PORT names one: two runs on one machine must not meet.
+    port = int(os.environ.get("FUZZ_PORT") or free_port())
     max_examples = os.environ.get("FUZZ_MAX_EXAMPLES", "30")
     extra = shlex.split(os.environ.get("FUZZ_ARGS", "")) + sys.argv[1:]
     with live_service(port=port, env={"JWT_SECRET": secrets.token_hex(32)}) as live:
