@@ -1,0 +1,17 @@
+-- name: fence
+-- After the request's commit, so the position is at or past its commit record. Monotonic: two
+-- writes of one user finishing in either order leave the later position.
+INSERT INTO read_fences AS f (user_id, lsn)
+VALUES ($1, pg_current_wal_lsn())
+ON CONFLICT (user_id) DO UPDATE SET lsn = greatest(f.lsn, excluded.lsn);
+
+-- name: fences
+-- One lookup for every signed-in read queued while the previous batch ran.
+SELECT user_id, lsn - '0/0'::pg_lsn AS lsn FROM read_fences WHERE user_id = ANY($1::bigint[]);
+
+-- name: primary_position
+SELECT pg_current_wal_lsn() - '0/0'::pg_lsn;
+
+-- name: replica_position
+-- Outside recovery (promoted) the replay position is NULL: the replica is then skipped.
+SELECT pg_is_in_recovery() AS in_recovery, pg_last_wal_replay_lsn() - '0/0'::pg_lsn AS replayed;
