@@ -42,6 +42,18 @@ MONITOR_APPLICATION = "conduit-monitor"  # the monitor's and fence lookups' own 
 
 _q = queries("replicas")
 
+WAL_PAGE = 8192  # wal_block_size: PostgreSQL's default, and what every packaged build uses
+_PAGE_HEADERS = (24, 40)  # a WAL page's short header, and the long one that opens a segment
+
+
+def wal_position(lsn: int) -> int:
+    """An insert position (pg_current_wal_insert_lsn()) as a replay position can equal it. When
+    the last record ends exactly at a page boundary, the insert position lies past the next
+    page's header, while a replica that replayed that record reports the boundary itself: the
+    same point in the WAL, which would otherwise look unreplayed until more WAL is written."""
+    offset = lsn % WAL_PAGE
+    return lsn - offset if offset in _PAGE_HEADERS else lsn
+
 
 def replica_label(url: str, index: int) -> str:
     """The `pool` label of a replica in /metrics: its host:port, and its place in the list (two
@@ -199,7 +211,7 @@ class FenceLookup:
     async def _query(self, users: list[int]) -> dict[int, int]:
         self.queries += 1
         rows = await self.fetch(_q.fences, users)
-        return {row["user_id"]: int(row["lsn"]) for row in rows}
+        return {row["user_id"]: wal_position(int(row["lsn"])) for row in rows}
 
     async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
         """A statement on the worker's control connection to the primary (opened on demand)."""
@@ -248,7 +260,7 @@ class Replicas:
         """One round of the monitor: the primary's position, then every replica's."""
         try:
             rows = await self.fences.fetch(_q.primary_position)
-            self.history.add(time.monotonic(), int(rows[0][0]))
+            self.history.add(time.monotonic(), wal_position(int(rows[0][0])))
         except Exception as error:  # noqa: BLE001 - the primary down: replicas keep their history
             log.debug("primary position unavailable: %r", error)
         await asyncio.gather(*(replica.poll(self.history) for replica in self.replicas))
