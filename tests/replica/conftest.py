@@ -106,12 +106,18 @@ class Pair:
         return [e for e in entries if e.startswith(prefix) and ("statement: " in e or " execute " in e)]
 
     def restore(self) -> None:
-        """The replica running, in recovery, replaying."""
+        """The replica running, in recovery, replaying; made anew when a test promoted it."""
         if self.replica.running_port() is None:
             self.replica.start()
-        asyncio.run(self._resume_if_paused())
+        if not asyncio.run(self._resume_if_paused()):
+            port, folder = self.replica.port, self.replica.pgdata
+            self.replica.destroy()
+            self.replica = self.primary.replica(folder)
+            self.replica.port = port
+            self.replica.start()
+        asyncio.run(self.caught_up())
 
-    async def _resume_if_paused(self) -> None:
+    async def _resume_if_paused(self) -> bool:
         async def up() -> bool:
             try:
                 await self.on_replica("SELECT 1")
@@ -120,8 +126,10 @@ class Pair:
             return True
 
         await wait_for(up, timeout=30)
-        if await self.on_replica("SELECT pg_is_in_recovery()"):
-            await self.resume()
+        if not await self.on_replica("SELECT pg_is_in_recovery()"):
+            return False
+        await self.resume()
+        return True
 
 
 @pytest.fixture(scope="session")
@@ -232,7 +240,7 @@ class Service:
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DB_", "JWT_", "APP_"))}
         env = {**keep, **replica_env(pair, **overrides), "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(  # noqa: S603 - this interpreter, the service's own entry point
+            self.process = subprocess.Popen(
                 [sys.executable, "-m", "service", "serve"],
                 cwd=ROOT,
                 env=env,
