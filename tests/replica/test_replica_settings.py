@@ -17,9 +17,8 @@ PRIMARY = "postgresql://app@db:5432/conduit"
 
 
 def test_replica_urls_are_a_comma_separated_list() -> None:
-    settings = Settings(
-        database_url=PRIMARY, database_replica_urls=" postgresql://r1:5432/conduit, postgres://r2/conduit ,"
-    )
+    raw = " postgresql://r1:5432/conduit, postgres://r2/conduit ,"  # as the environment gives it
+    settings = Settings(database_url=PRIMARY, database_replica_urls=raw)  # type: ignore[arg-type]
     assert settings.database_replica_urls == ["postgresql://r1:5432/conduit", "postgres://r2/conduit"]
     assert settings.db_replica_max_lag == 1.0
     assert settings.db_replica_pool_max_size == 10
@@ -58,7 +57,7 @@ def test_without_replicas_the_app_has_no_replica_machinery(monkeypatch: pytest.M
     app = build_app(Settings(database_url=PRIMARY))
     assert replicas_ctx not in app.cleanup_ctx
     assert keys.REPLICAS not in app
-    app = build_app(Settings(database_url=PRIMARY, database_replica_urls="postgresql://r/c"))
+    app = build_app(Settings(database_url=PRIMARY, database_replica_urls=["postgresql://r/c"]))
     assert replicas_ctx in app.cleanup_ctx
 
 
