@@ -376,13 +376,11 @@ class Lease:
     async def _acquire_replica(self, replicas: Replicas) -> PoolConnectionProxy | None:
         """A connection from a healthy replica whose replay has passed the reader's fence; None
         when there is none, or it fails (it is then skipped), so that the primary serves."""
-        fence = None
-        if self._reader is not None:
-            try:
-                fence = await replicas.fences.fence(self._reader)
-            except Exception as error:  # noqa: BLE001 - the fence is unknown: only the primary is safe
-                log.info("fence lookup failed (%r); reading from the primary", error)
-                return None
+        try:
+            fence = await replicas.fences.fence(self._reader)
+        except Exception as error:  # noqa: BLE001 - the fence is unknown: only the primary is safe
+            log.info("fence lookup failed (%r); reading from the primary", error)
+            return None
         replica = replicas.pick(fence)
         if replica is None or replica.pool is None:
             return None
@@ -408,13 +406,13 @@ class Lease:
             raise RuntimeError("a transactional request keeps its connection until it ends")
         await self._give_back(commit=True)
 
-    async def release(self, commit: bool, fence: int | None = None) -> None:
+    async def release(self, commit: bool, fence: list[int] | None = None) -> None:
         """Commit or roll back the request's transaction, then return the connection.
 
         A failed commit is raised after the connection is back; a failed rollback is only logged:
         the pool resets (or, failing that, terminates) the connection on release anyway. With
-        `fence` (a user id; replicas configured, a write answered 2xx), the primary's WAL position
-        after the commit becomes that user's read-your-writes fence, before the answer leaves."""
+        `fence` (user ids; replicas configured, a write answered 2xx), the primary's WAL position
+        after the commit becomes those users' read-your-writes fence, before the answer leaves."""
         if self._done:
             return
         if fence is not None and commit and self._conn is None and not self.undone:
@@ -422,7 +420,7 @@ class Lease:
         self._done = True
         await self._give_back(commit, fence)
 
-    async def _give_back(self, commit: bool, fence: int | None = None) -> None:
+    async def _give_back(self, commit: bool, fence: list[int] | None = None) -> None:
         conn, tx = self._conn, self._tx
         self._conn = self._tx = None
         if conn is None:
@@ -557,7 +555,7 @@ async def _with_lease(
             raise
         fence = None
         if replicas is not None and request.method not in SAFE_METHODS and 200 <= response.status < 300:
-            fence = _writer(request)
+            fence = _writers(request)
         await lease.release(commit=response.status < 400 or not explicit, fence=fence)
         return response
     except ANSWERS:
@@ -578,14 +576,16 @@ def _pinned(route: Any, pinned: bool) -> bool:
     return pinned or bool(getattr(route, "primary", False))
 
 
-def _writer(request: web.Request) -> int | None:
-    """Whose write this was: the signed-in user, or the user a registration created."""
+def _writers(request: web.Request) -> list[int]:
+    """Whose fences a write moves: the signed-in user's; without a token (a registration), that
+    of anonymous writes, which every read passes, and the new user's."""
+    from service.replicas import ANONYMOUS
+
     user = request.get(keys.USER)
     if user is not None:
-        user_id: int = user.id
-        return user_id
-    writer: int | None = request.get(keys.WRITER)
-    return writer
+        return [user.id]
+    writer = request.get(keys.WRITER)
+    return [ANONYMOUS] if writer is None else [ANONYMOUS, writer]
 
 
 def pinned_to_primary(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

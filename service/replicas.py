@@ -38,6 +38,9 @@ log = logging.getLogger("service.replicas")
 
 MONITOR_INTERVAL = 0.1  # seconds between two samples of the WAL positions
 HISTORY = 600  # primary samples kept: a minute at MONITOR_INTERVAL; an older gap counts as that old
+# The fence of writes made without a token (a registration): every read must pass it, since the
+# client that made it may read as anyone (another account's token, or none).
+ANONYMOUS = 0
 MONITOR_APPLICATION = "conduit-monitor"  # the monitor's and fence lookups' own sessions, by name
 
 _q = queries("replicas")
@@ -176,19 +179,19 @@ class FenceLookup:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._pending: list[tuple[int, asyncio.Future[int | None]]] = []
-        self._running = False
+        self._pending: list[tuple[int | None, asyncio.Future[int | None]]] = []
+        self._running: asyncio.Task[None] | None = None  # the loop serving the queue, while it runs
         self._conn: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()  # one statement at a time on the control connection
         self.queries = 0  # how many batches ran (tests and the bench report it)
 
-    async def fence(self, user_id: int) -> int | None:
-        """The user's fence (a WAL position), None when the user never wrote."""
+    async def fence(self, user_id: int | None) -> int | None:
+        """The position a replica must have replayed to serve this reader: the later of the
+        user's fence and that of anonymous writes (ANONYMOUS); None when neither exists."""
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._pending.append((user_id, future))
-        if not self._running:
-            self._running = True
-            asyncio.get_running_loop().create_task(self._run())
+        if self._running is None:
+            self._running = asyncio.get_running_loop().create_task(self._run())
         return await future
 
     async def _run(self) -> None:
@@ -196,17 +199,19 @@ class FenceLookup:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    found = await self._query(list({user for user, _ in batch}))
+                    found = await self._query(list({ANONYMOUS, *(user for user, _ in batch if user is not None)}))
                 except Exception as error:  # noqa: BLE001 - every waiter gets it and falls back
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(error)
                     continue
+                anonymous = found.get(ANONYMOUS)
                 for user, future in batch:
                     if not future.done():
-                        future.set_result(found.get(user))
+                        own = found.get(user) if user is not None else None
+                        future.set_result(max((p for p in (own, anonymous) if p is not None), default=None))
         finally:
-            self._running = False
+            self._running = None
 
     async def _query(self, users: list[int]) -> dict[int, int]:
         self.queries += 1

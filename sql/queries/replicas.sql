@@ -4,7 +4,7 @@
 -- commit record may not be written yet when its transaction returns. Monotonic: two writes of
 -- one user finishing in either order leave the later position.
 INSERT INTO read_fences AS f (user_id, lsn)
-VALUES ($1, pg_current_wal_insert_lsn())
+SELECT id, pg_current_wal_insert_lsn() FROM unnest($1::bigint[]) AS id
 ON CONFLICT (user_id) DO UPDATE SET lsn = greatest(f.lsn, excluded.lsn);
 
 -- name: fences

@@ -65,6 +65,7 @@ async def test_metrics_count_requests_and_connections_per_pool(make_app_client, 
     label = client.server.app[keys.REPLICAS].replicas[0].label
     assert label == f"replica0:127.0.0.1:{fresh.replica.port}"
     await register(client, "counted")  # one request on the primary
+    await fresh.seen_by(client.server.app)  # the registration's fence is passed: reads may use the replica
     for _ in range(3):
         assert (await client.get("/api/tags")).status == 200
     text = await (await client.get("/metrics")).text()
