@@ -302,7 +302,7 @@ class Lease:
         self.broken = False
         self._primary = (pool, gate)
         self._replicas: Replicas | None = None
-        self._reader: int | None = None  # the signed-in reader whose fence a replica must pass
+        self._reader: list[str] = []  # the reading client's fences, which a replica must have passed
         self.replica: Replica | None = None  # where the connection now held comes from
 
     def read_from_replicas(self, replicas: Replicas) -> None:
@@ -318,9 +318,9 @@ class Lease:
     def reads_from_replicas(self) -> bool:
         return self._replicas is not None
 
-    def reader(self, user_id: int | None) -> None:
-        """The signed-in user of the read (known once the token is checked): its fence applies."""
-        self._reader = user_id
+    def reader(self, keys: list[str]) -> None:
+        """The reading client's fence keys (its address, and its user once the token is checked)."""
+        self._reader = keys
 
     @property
     def acquired(self) -> bool:
@@ -406,13 +406,13 @@ class Lease:
             raise RuntimeError("a transactional request keeps its connection until it ends")
         await self._give_back(commit=True)
 
-    async def release(self, commit: bool, fence: list[int] | None = None) -> None:
+    async def release(self, commit: bool, fence: list[str] | None = None) -> None:
         """Commit or roll back the request's transaction, then return the connection.
 
         A failed commit is raised after the connection is back; a failed rollback is only logged:
         the pool resets (or, failing that, terminates) the connection on release anyway. With
-        `fence` (user ids; replicas configured, a write answered 2xx), the primary's WAL position
-        after the commit becomes those users' read-your-writes fence, before the answer leaves."""
+        `fence` (fence keys; replicas configured, a write answered 2xx), the primary's WAL position
+        after the commit becomes the client's read-your-writes fence, before the answer leaves."""
         if self._done:
             return
         if fence is not None and commit and self._conn is None and not self.undone:
@@ -420,7 +420,7 @@ class Lease:
         self._done = True
         await self._give_back(commit, fence)
 
-    async def _give_back(self, commit: bool, fence: list[int] | None = None) -> None:
+    async def _give_back(self, commit: bool, fence: list[str] | None = None) -> None:
         conn, tx = self._conn, self._tx
         self._conn = self._tx = None
         if conn is None:
@@ -576,16 +576,27 @@ def _pinned(route: Any, pinned: bool) -> bool:
     return pinned or bool(getattr(route, "primary", False))
 
 
-def _writers(request: web.Request) -> list[int]:
-    """Whose fences a write moves: the signed-in user's; without a token (a registration), that
-    of anonymous writes, which every read passes, and the new user's."""
-    from service.replicas import ANONYMOUS
+def fence_keys(request: web.Request) -> list[str]:
+    """Who the client is, for read-your-writes: its address (the one login limiting uses:
+    X-Forwarded-For only from TRUSTED_PROXIES) and, signed in, its user. A write moves every one
+    of its fences, a read passes every one of its own: a client that wrote with one token and
+    reads with another, or none, is still its address."""
+    from service.limits import client_address
 
+    found = ["a" + client_address(request)]
     user = request.get(keys.USER)
     if user is not None:
-        return [user.id]
+        found.append(f"u{user.id}")
+    return found
+
+
+def _writers(request: web.Request) -> list[str]:
+    """The fences a write moves: its client's, and a new user's (a registration)."""
+    found = fence_keys(request)
     writer = request.get(keys.WRITER)
-    return [ANONYMOUS] if writer is None else [ANONYMOUS, writer]
+    if writer is not None:
+        found.append(f"u{writer}")
+    return found
 
 
 def pinned_to_primary(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -606,8 +617,7 @@ async def connection(request: web.Request) -> asyncpg.Connection:
     metrics = request.app[keys.METRICS]
     replicas = lease.reads_from_replicas
     if replicas:
-        user = request.get(keys.USER)
-        lease.reader(user.id if user is not None else None)
+        lease.reader(fence_keys(request))
     metrics.waiting += 1  # db_pool_waiting
     try:
         conn = await lease.connection()

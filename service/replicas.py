@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -38,9 +39,8 @@ log = logging.getLogger("service.replicas")
 
 MONITOR_INTERVAL = 0.1  # seconds between two samples of the WAL positions
 HISTORY = 600  # primary samples kept: a minute at MONITOR_INTERVAL; an older gap counts as that old
-# The fence of writes made without a token (a registration): every read must pass it, since the
-# client that made it may read as anyone (another account's token, or none).
-ANONYMOUS = 0
+PRUNE_INTERVAL = 60.0  # seconds between two prunes of old fences by a worker's monitor
+PRUNE_AGE = 600.0  # fences at least this old (and 10 x DB_REPLICA_MAX_LAG) are pruned
 MONITOR_APPLICATION = "conduit-monitor"  # the monitor's and fence lookups' own sessions, by name
 
 _q = queries("replicas")
@@ -81,7 +81,10 @@ class WalHistory:
 
     def lag(self, replayed: int, now: float) -> float:
         """How long ago the primary first had a position the replica has not replayed; 0 when it
-        has replayed the latest sample (an idle primary does not make a replica look stale)."""
+        has replayed the latest sample (an idle primary does not make a replica look stale);
+        infinite when it has not even replayed the oldest one kept (how far behind is unknown)."""
+        if self.samples and self.samples[0][1] > replayed:
+            return math.inf
         for at, position in self.samples:
             if position > replayed:
                 return max(0.0, now - at)
@@ -179,17 +182,17 @@ class FenceLookup:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._pending: list[tuple[int | None, asyncio.Future[int | None]]] = []
+        self._pending: list[tuple[list[str], asyncio.Future[int | None]]] = []
         self._running: asyncio.Task[None] | None = None  # the loop serving the queue, while it runs
         self._conn: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()  # one statement at a time on the control connection
         self.queries = 0  # how many batches ran (tests and the bench report it)
 
-    async def fence(self, user_id: int | None) -> int | None:
-        """The position a replica must have replayed to serve this reader: the later of the
-        user's fence and that of anonymous writes (ANONYMOUS); None when neither exists."""
+    async def fence(self, keys: list[str]) -> int | None:
+        """The position a replica must have replayed to serve this client: the latest of its
+        fences (`fence_keys`); None when it never wrote."""
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._pending.append((user_id, future))
+        self._pending.append((keys, future))
         if self._running is None:
             self._running = asyncio.get_running_loop().create_task(self._run())
         return await future
@@ -199,24 +202,22 @@ class FenceLookup:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    found = await self._query(list({ANONYMOUS, *(user for user, _ in batch if user is not None)}))
+                    found = await self._query(list({key for keys, _ in batch for key in keys}))
                 except Exception as error:  # noqa: BLE001 - every waiter gets it and falls back
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(error)
                     continue
-                anonymous = found.get(ANONYMOUS)
-                for user, future in batch:
+                for keys, future in batch:
                     if not future.done():
-                        own = found.get(user) if user is not None else None
-                        future.set_result(max((p for p in (own, anonymous) if p is not None), default=None))
+                        future.set_result(max((found[key] for key in keys if key in found), default=None))
         finally:
             self._running = None
 
-    async def _query(self, users: list[int]) -> dict[int, int]:
+    async def _query(self, keys: list[str]) -> dict[str, int]:
         self.queries += 1
-        rows = await self.fetch(_q.fences, users)
-        return {row["user_id"]: wal_position(int(row["lsn"])) for row in rows}
+        rows = await self.fetch(_q.fences, keys)
+        return {row["key"]: wal_position(int(row["lsn"])) for row in rows}
 
     async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
         """A statement on the worker's control connection to the primary (opened on demand)."""
@@ -271,8 +272,13 @@ class Replicas:
         await asyncio.gather(*(replica.poll(self.history) for replica in self.replicas))
 
     async def monitor(self) -> None:
+        pruned = time.monotonic()
         while True:
             await self.sample()
+            if time.monotonic() - pruned > PRUNE_INTERVAL:
+                pruned = time.monotonic()
+                with suppress(Exception):
+                    await self.fences.fetch(_q.prune, max(PRUNE_AGE, 10 * self.settings.db_replica_max_lag))
             await asyncio.sleep(MONITOR_INTERVAL)
 
 

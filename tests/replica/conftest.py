@@ -186,6 +186,14 @@ async def fresh(pair: Pair) -> AsyncIterator[Pair]:
         await asyncio.to_thread(pair.restore)
 
 
+def client(address: str, token: str | None = None) -> dict[str, str]:
+    """The headers of one client: its address, and its token if it is signed in."""
+    headers = {"X-Forwarded-For": address}
+    if token is not None:
+        headers["Authorization"] = f"Token {token}"
+    return headers
+
+
 def replica_env(pair: Pair, **overrides: str) -> dict[str, str]:
     env = {
         "APP_ENV": "development",
@@ -199,6 +207,9 @@ def replica_env(pair: Pair, **overrides: str) -> dict[str, str]:
         "DB_CONNECT_TIMEOUT": "2",
         "JWT_SECRET": JWT_SECRET,
         "SHUTDOWN_DELAY": "0",
+        # The tests' clients name themselves with X-Forwarded-For (`client()`): a client is its
+        # address for read-your-writes, and they all connect from 127.0.0.1.
+        "TRUSTED_PROXIES": "127.0.0.1",
     }
     env.update(overrides)
     return env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -70,7 +71,8 @@ def test_lag_is_the_age_of_the_oldest_position_not_replayed() -> None:
     assert history.lag(300, now=50.0) == 0  # replayed the latest: no lag however long it idles
     assert history.lag(250, now=12.5) == pytest.approx(0.5)  # 300 appeared at 12.0
     assert history.lag(150, now=12.5) == pytest.approx(1.5)  # 200 appeared at 11.0
-    assert history.lag(50, now=12.5) == pytest.approx(2.5)  # older than the history: its oldest
+    assert history.lag(100, now=12.5) == pytest.approx(1.5)  # replayed the oldest only
+    assert history.lag(50, now=12.5) == math.inf  # behind the oldest sample kept: how far is unknown
 
 
 def test_an_insert_position_past_a_page_header_is_the_page_boundary() -> None:
