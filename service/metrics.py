@@ -107,6 +107,10 @@ class Metrics:
             multiprocess_mode="livemin",
         )
         self._pool_children: dict[str, Counter] = {}
+        # Fence lookups on the primary, and the reads they served: reads per lookup is how well
+        # they are coalesced.
+        self.fence_lookups = Counter("db_fence_lookups", "Read-your-writes fence lookups on the primary", registry=r)
+        self.fence_reads = Counter("db_fence_reads", "Reads whose fence a lookup fetched", registry=r)
 
     def observe_request(self, method: str, route: str, status: int, duration: float) -> None:
         key = (method if method in _METHODS else "other", route, status)
@@ -133,6 +137,10 @@ class Metrics:
         for replica in replicas.replicas:
             self.replica_lag.labels(replica.label).set(replica.lag if replica.lag is not None else -1)
             self.replica_healthy.labels(replica.label).set(1 if replica.healthy else 0)
+
+    def fence_lookup(self, reads: int) -> None:
+        self.fence_lookups.inc()
+        self.fence_reads.inc(reads)
 
     def db_error(self, kind: str) -> None:
         self.db_errors.labels(kind).inc()

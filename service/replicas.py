@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -32,13 +32,18 @@ import asyncpg
 from aiohttp import web
 
 from service import keys
-from service.settings import Settings
+from service.settings import Settings, resolved
 from service.sqlfiles import queries
 
 log = logging.getLogger("service.replicas")
 
 MONITOR_INTERVAL = 0.1  # seconds between two samples of the WAL positions
 HISTORY = 600  # primary samples kept: a minute at MONITOR_INTERVAL; an older gap counts as that old
+# At most one fence lookup per worker starts within this many seconds of the previous one: a
+# read waits that long at most (nothing when the worker had no lookup that recently), and under
+# load one lookup serves every read that came in meanwhile. Without it a lookup (a round trip of
+# a fraction of a millisecond) served about one read at a time (`make bench-replica`).
+FENCE_WINDOW = 0.002
 PRUNE_INTERVAL = 60.0  # seconds between two prunes of old fences by a worker's monitor
 PRUNE_AGE = 600.0  # fences at least this old (and 10 x DB_REPLICA_MAX_LAG) are pruned
 MONITOR_APPLICATION = "conduit-monitor"  # the monitor's and fence lookups' own sessions, by name
@@ -167,7 +172,7 @@ async def _connect(url: str, settings: Settings) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(
         url,
         timeout=settings.db_connect_timeout,
-        statement_cache_size=0,
+        statement_cache_size=resolved(settings.db_statement_cache_size),  # 0 behind PgBouncer (transaction mode)
         server_settings={"application_name": MONITOR_APPLICATION},
     )
     return conn
@@ -180,8 +185,10 @@ class FenceLookup:
     the newcomers wait for the next, which starts after they queued (a query that began before a
     read arrived could miss the write its client saw answered just before)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, counted: Callable[[int], None] | None = None) -> None:
         self.settings = settings
+        self._counted = counted  # told each lookup's number of reads (db_replica_fence_reads)
+        self._last = -math.inf  # when the last lookup started (loop time)
         self._pending: list[tuple[list[str], asyncio.Future[int | None]]] = []
         self._running: asyncio.Task[None] | None = None  # the loop serving the queue, while it runs
         self._conn: asyncpg.Connection | None = None
@@ -198,10 +205,17 @@ class FenceLookup:
         return await future
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self._pending:
-                batch, self._pending = self._pending, []
+                wait = self._last + FENCE_WINDOW - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._last = loop.time()
+                batch, self._pending = self._pending, []  # from here on, newcomers wait for the next
                 try:
+                    if self._counted is not None:
+                        self._counted(len(batch))
                     found = await self._query(list({key for keys, _ in batch for key in keys}))
                 except Exception as error:  # noqa: BLE001 - every waiter gets it and falls back
                     for _, future in batch:
@@ -223,11 +237,12 @@ class FenceLookup:
         """A statement on the worker's control connection to the primary (opened on demand)."""
         async with self._lock:
             try:
-                async with asyncio.timeout(self.settings.db_connect_timeout):
-                    if self._conn is None or self._conn.is_closed():
-                        self._conn = await _connect(self.settings.database_url or "", self.settings)
-                    rows: list[asyncpg.Record] = await self._conn.fetch(query, *args)
-                    return rows
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await _connect(self.settings.database_url or "", self.settings)
+                rows: list[asyncpg.Record] = await self._conn.fetch(
+                    query, *args, timeout=self.settings.db_connect_timeout
+                )
+                return rows
             except BaseException:
                 await self.close()
                 raise
@@ -242,11 +257,11 @@ class FenceLookup:
 class Replicas:
     """A worker's replicas, the primary's WAL history, and the fence lookups."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, counted: Callable[[int], None] | None = None) -> None:
         self.settings = settings
         self.replicas = [Replica(url, index, settings) for index, url in enumerate(settings.database_replica_urls)]
         self.history = WalHistory()
-        self.fences = FenceLookup(settings)
+        self.fences = FenceLookup(settings, counted)
         self._next = itertools.count()
 
     def pick(self, fence: int | None = None) -> Replica | None:
@@ -288,7 +303,8 @@ async def replicas_ctx(app: web.Application) -> AsyncIterator[None]:
     from service.db import close_pool, open_replica_pool
 
     settings = app[keys.SETTINGS]
-    replicas = Replicas(settings)
+    metrics = app[keys.METRICS]
+    replicas = Replicas(settings, metrics.fence_lookup)
     for replica in replicas.replicas:
         replica.pool = await open_replica_pool(settings, replica.url, replica.label)
     app[keys.REPLICAS] = replicas  # until the monitor's first round, reads go to the primary

@@ -550,11 +550,17 @@ REPLICA_WRITES = ("create", "favorite")
 def pool_counts(server: Gunicorn) -> dict[str, float]:
     with urllib.request.urlopen(server.url("/metrics"), timeout=10) as response:
         text = response.read().decode()
-    return {
+    counts = {
         line.split('pool="', 1)[1].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
         if line.startswith("db_pool_requests_total{")
     }
+    names = {"db_fence_lookups_total": "fence lookups", "db_fence_reads_total": "fence reads"}
+    for line in text.splitlines():  # not pools: the fence lookups, and the reads they served
+        name, _, value = line.partition(" ")
+        if name in names:
+            counts[names[name]] = float(value)
+    return counts
 
 
 def main_replica(args: argparse.Namespace, wrk_path: str, admin_dsn: str, primary) -> bool:
@@ -592,6 +598,8 @@ def main_replica(args: argparse.Namespace, wrk_path: str, admin_dsn: str, primar
             before = pool_counts(spread)
             rows = []
             for key in (*REPLICA_READS, *REPLICA_WRITES):
+                if args.only and key not in args.only:
+                    continue
                 endpoint = chosen[key]
                 # Both measured with the CPU of both servers: the idle replica's own (replay, its
                 # monitor sessions) is part of what having one costs.
@@ -617,8 +625,13 @@ def main_replica(args: argparse.Namespace, wrk_path: str, admin_dsn: str, primar
         )
         if key in REPLICA_READS:
             ok &= time_ratio <= 1.1 and failures == 0
-    counts = {pool: after.get(pool, 0) - before.get(pool, 0) for pool in after}
+    counts = {pool: after.get(pool, 0) - before.get(pool, 0) for pool in after if not pool.startswith("fence")}
     print(f"\nconnections taken by pool during the run with the replica: {counts}")
+    lookups = after.get("fence lookups", 0) - before.get("fence lookups", 0)
+    reads = after.get("fence reads", 0) - before.get("fence reads", 0)
+    print(
+        f"fence lookups on the primary: {lookups:.0f}, for {reads:.0f} reads ({reads / max(lookups, 1):.1f} per lookup)"
+    )
     print(
         "x time/req: req/s without the replica / req/s with it (target <= 1.1 for the reads); "
         "x CPU/req: CPU per request with / without (app workers + every PostgreSQL process of both servers)"
