@@ -563,6 +563,10 @@ def pool_counts(server: Gunicorn) -> dict[str, float]:
     return counts
 
 
+def median_by_rps(results: list[Result]) -> Result:
+    return sorted(results, key=lambda r: r.rps)[(len(results) - 1) // 2]
+
+
 def main_replica(args: argparse.Namespace, wrk_path: str, admin_dsn: str, primary) -> bool:
     """Each read of `make bench`, without and with one replica configured, back to back in one run
     (the same seeded database; the replica made from it by pg_basebackup -R): the ratio of
@@ -592,7 +596,8 @@ def main_replica(args: argparse.Namespace, wrk_path: str, admin_dsn: str, primar
             chosen = {e.key: e for e in endpoints(facts, tokens, slug_file)}
             print(
                 f"\nwrk -t1 -c{args.connections}, {args.duration}s per endpoint and service after a {args.warmup}s "
-                f"warm-up; {workers} worker(s); without the replica, then with it, endpoint by endpoint; {load_info()}",
+                f"warm-up; {workers} worker(s); without the replica, then with it, {args.rounds} alternating "
+                f"rounds per endpoint (the medians are compared); {load_info()}",
                 flush=True,
             )
             before = pool_counts(spread)
@@ -602,9 +607,17 @@ def main_replica(args: argparse.Namespace, wrk_path: str, admin_dsn: str, primar
                     continue
                 endpoint = chosen[key]
                 # Both measured with the CPU of both servers: the idle replica's own (replay, its
-                # monitor sessions) is part of what having one costs.
-                without = measure(wrk_path, alone, endpoint, args, postmasters)
-                with_replica = measure(wrk_path, spread, endpoint, args, postmasters)
+                # monitor sessions) is part of what having one costs. Alternating rounds, and the
+                # median of each side: the machine is shared, and its load drifts.
+                pairs = [
+                    (
+                        measure(wrk_path, alone, endpoint, args, postmasters),
+                        measure(wrk_path, spread, endpoint, args, postmasters),
+                    )
+                    for _ in range(args.rounds)
+                ]
+                without = median_by_rps([a for a, _ in pairs])
+                with_replica = median_by_rps([b for _, b in pairs])
                 rows.append((key, endpoint.name, without, with_replica))
             after = pool_counts(spread)
     finally:
@@ -837,6 +850,7 @@ def main() -> None:
     parser.add_argument(
         "--replica", action="store_true", help="each read without and with one streaming replica configured"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="with --replica: alternating rounds per endpoint")
     parser.add_argument(
         "--against",
         metavar="GIT_REV",
