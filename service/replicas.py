@@ -179,11 +179,12 @@ async def _connect(url: str, settings: Settings) -> asyncpg.Connection:
 
 
 class FenceLookup:
-    """The primary's fences of signed-in readers, one query for all the reads waiting together.
+    """The primary's fences of the clients reading, one query for all the reads waiting together.
 
-    A lookup joins the queue; when no query runs, one starts for the whole queue; while one runs,
-    the newcomers wait for the next, which starts after they queued (a query that began before a
-    read arrived could miss the write its client saw answered just before)."""
+    A read joins the queue; when no query runs, one starts for the whole queue (FENCE_WINDOW after
+    the previous one at the earliest); while one runs, the newcomers wait for the next, which
+    starts after they queued (a query that began before a read arrived could miss the write its
+    client saw answered just before)."""
 
     def __init__(self, settings: Settings, counted: Callable[[int], None] | None = None) -> None:
         self.settings = settings
