@@ -92,6 +92,10 @@ constraints:  ## re-resolve pyproject.toml's dependencies in a fresh venv and pi
 clean:
 	rm -rf $(VENV) .pgdata .pgdata-replica .bench build dist *.egg-info .mypy_cache .ruff_cache
 
+.PHONY: test-replica
+test-replica: $(STAMP)  ## only the read-replica tests (a primary and a pg_basebackup -R replica of their own)
+	$(PY) -m pytest -m replica
+
 .PHONY: test-security
 test-security: $(STAMP)  ## the security tests: tokens, permissions, bounds, leaks, login limit, headers, CORS, property test
 	$(PY) -m pytest tests/test_security_*.py
