@@ -114,6 +114,8 @@ async def test_a_replica_stopped_and_started_under_load_costs_no_5xx_and_rejoins
             await asyncio.to_thread(fresh.replica.stop, "fast")
             served_while_down = len(statuses)
             await wait_for(lambda: len(statuses) > served_while_down + 100)  # served while it is down
+            async with http.get(f"{service.base}/readyz") as response:
+                assert response.status == 200  # readiness follows the primary alone
             before = await replica_requests()
             await asyncio.to_thread(fresh.replica.start)
 
