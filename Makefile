@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install migrate gunicorn test-gunicorn conformance fuzz bench bench-scale bench-writes bench-levers constraints clean
+.PHONY: run run-replica test lint install migrate gunicorn test-gunicorn conformance conformance-replica fuzz bench bench-replica bench-scale bench-writes bench-levers constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "need python3.11 on PATH"; exit 1; }
@@ -18,6 +18,9 @@ install: $(STAMP)
 
 run: $(STAMP)  ## serve on http://127.0.0.1:8080 (embedded PostgreSQL in .pgdata/ unless DATABASE_URL is set)
 	$(PY) -m service serve
+
+run-replica: $(STAMP)  ## as `make run`, plus an embedded streaming replica (pg_basebackup -R, in .pgdata-replica/) serving the reads
+	$(PY) -m service serve-replica
 
 migrate: $(STAMP)
 	$(PY) -m service migrate
@@ -35,6 +38,9 @@ lint: $(STAMP)  ## ruff format --check, ruff check, mypy (strict on service/ and
 
 bench: $(STAMP)  ## wrk against the service and reference points on a seeded embedded PostgreSQL (a few minutes; WEB_CONCURRENCY=1)
 	$(PY) -m tests.bench.run
+
+bench-replica: $(STAMP)  ## each read of `make bench` without and with one streaming replica, in one run: ratios, and where requests went
+	$(PY) -m tests.bench.run --replica --no-workers-compare --duration 3
 
 bench-scale: $(STAMP)  ## each read at 1k, 10k, 100k and 1M articles (seeded in SQL), then with skew
 	$(PY) -m tests.bench.run --scale --duration 3
@@ -62,6 +68,9 @@ SUITE ?= all
 conformance: $(STAMP)  ## RealWorld 2.0's official tests (Bruno) and the legacy suite (newman) against the real service on a throwaway embedded PostgreSQL
 	$(PY) tests/tools/conformance.py --suite '$(SUITE)' --collection '$(COLLECTION)' --bruno '$(BRUNO)'
 
+conformance-replica: $(STAMP)  ## the same suites with a streaming replica (pg_basebackup -R) serving the reads
+	$(PY) tests/tools/conformance.py --replica --suite '$(SUITE)' --collection '$(COLLECTION)' --bruno '$(BRUNO)'
+
 # schemathesis against the live service (tests/tools/fuzz.py): a throwaway embedded PostgreSQL,
 # the service on FUZZ_PORT (a free one when empty), every built-in check, FUZZ_MAX_EXAMPLES test cases per operation and
 # phase; FUZZ_ARGS go to `schemathesis run`.
@@ -84,7 +93,11 @@ constraints:  ## re-resolve pyproject.toml's dependencies in a fresh venv and pi
 	mv constraints.txt.new constraints.txt && rm -rf .constraints-venv
 
 clean:
-	rm -rf $(VENV) .pgdata .bench build dist *.egg-info .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pgdata .pgdata-replica .bench build dist *.egg-info .mypy_cache .ruff_cache
+
+.PHONY: test-replica
+test-replica: $(STAMP)  ## only the read-replica tests (a primary and a pg_basebackup -R replica of their own)
+	$(PY) -m pytest -m replica
 
 .PHONY: test-security
 test-security: $(STAMP)  ## the security tests: tokens, permissions, bounds, leaks, login limit, headers, CORS, property test

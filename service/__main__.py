@@ -1,4 +1,4 @@
-"""python -m service [serve|migrate|embedded]: process concerns only (environment, embedded
+"""python -m service [serve|serve-replica|migrate|embedded]: process concerns only (environment, embedded
 database, event loop); the app itself comes from service.app:create_app."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from service.embedded import EmbeddedPostgres
 
 DEFAULT_PGDATA = ".pgdata"
+DEFAULT_REPLICA_PGDATA = ".pgdata-replica"
 
 
 def _embedded_if_needed() -> EmbeddedPostgres | None:
@@ -46,12 +47,26 @@ async def _ensure_database(admin_dsn: str, name: str) -> None:
         await conn.close()
 
 
-def serve() -> None:
+def _embedded_replica(primary: EmbeddedPostgres | None) -> EmbeddedPostgres:
+    """`serve-replica`: beside the embedded primary, a streaming replica of it (pg_basebackup -R)
+    in REPLICA_PGDATA_DIR (default .pgdata-replica/, kept across runs), named in
+    DATABASE_REPLICA_URLS."""
+    if primary is None:
+        raise SystemExit("serve-replica: the embedded replica needs the embedded primary (unset DATABASE_URL)")
+    replica = primary.replica(Path(os.environ.get("REPLICA_PGDATA_DIR", DEFAULT_REPLICA_PGDATA)))
+    admin = replica.start()
+    os.environ["DATABASE_REPLICA_URLS"] = admin.rsplit("/", 1)[0] + "/conduit"
+    print(f"embedded replica at {os.environ['DATABASE_REPLICA_URLS']} (data in {replica.pgdata})", flush=True)
+    return replica
+
+
+def serve(with_replica: bool = False) -> None:
     from aiohttp import web
 
     from service.app import create_app
 
     server = _embedded_if_needed()
+    replica = _embedded_replica(server) if with_replica else None
     settings = load_settings()
     try:
         web.run_app(
@@ -64,6 +79,8 @@ def serve() -> None:
             print=lambda message: print(message, flush=True),
         )
     finally:
+        if replica is not None:
+            replica.stop()
         if server is not None:
             server.stop()
 
@@ -102,12 +119,15 @@ def embedded() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m service")
-    parser.add_argument("command", choices=["serve", "migrate", "embedded"], nargs="?", default="serve")
+    parser.add_argument(
+        "command", choices=["serve", "serve-replica", "migrate", "embedded"], nargs="?", default="serve"
+    )
     command = parser.parse_args(argv).command
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if command == "embedded":
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    {"serve": serve, "migrate": migrate, "embedded": embedded}[command]()
+    commands = {"serve": serve, "serve-replica": lambda: serve(True), "migrate": migrate, "embedded": embedded}
+    commands[command]()
 
 
 if __name__ == "__main__":

@@ -37,6 +37,10 @@ def build_app(settings: Settings) -> web.Application:
     observability.setup(app)
     security.setup(app, resolved(settings.cors_origins))
     app.cleanup_ctx.append(pool_ctx)
+    if settings.database_replica_urls:
+        from service.replicas import replicas_ctx
+
+        app.cleanup_ctx.append(replicas_ctx)  # after the primary's pool: it closes before it
     metrics.setup(app)  # after the pool: its sampler stops before the pool closes
     shutdown.setup(app)
     health.setup(app)

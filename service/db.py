@@ -9,7 +9,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 import orjson
@@ -21,6 +21,10 @@ from asyncpg.transaction import Transaction
 from service import keys
 from service.errors import ApiError, DatabaseUnavailable, classify_database_error
 from service.settings import Settings, resolved
+from service.sqlfiles import queries
+
+if TYPE_CHECKING:
+    from service.replicas import Replica, Replicas
 
 log = logging.getLogger("service.db")
 
@@ -125,6 +129,30 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
         return await asyncpg.create_pool(**options, min_size=settings.db_pool_min_size)
     except UNREACHABLE as error:
         log.warning("database unreachable at start-up (%r); starting with an empty pool", error)
+        return await asyncpg.create_pool(**options, min_size=0)
+
+
+async def open_replica_pool(settings: Settings, url: str, label: str) -> asyncpg.Pool:
+    """A replica's pool: as the primary's, with DB_REPLICA_POOL_MAX_SIZE connections at most,
+    any server accepted (a standby is read-only), and half of DB_CONNECT_TIMEOUT to connect, so
+    that a read that falls back to the primary still answers within DB_CONNECT_TIMEOUT."""
+    options: dict[str, Any] = {
+        "dsn": url,
+        "timeout": settings.db_connect_timeout / 2,
+        "max_size": settings.db_replica_pool_max_size,
+        "command_timeout": settings.db_statement_timeout + 1.0,
+        "statement_cache_size": settings.db_statement_cache_size,
+        "max_inactive_connection_lifetime": 300.0,
+        "server_settings": session_settings(settings),
+        "init": init_connection,
+        "reset": keep_session,
+    }
+    try:
+        return await asyncpg.create_pool(
+            **options, min_size=min(settings.db_pool_min_size, settings.db_replica_pool_max_size)
+        )
+    except UNREACHABLE as error:
+        log.warning("replica %s unreachable at start-up (%r); starting with an empty pool", label, error)
         return await asyncpg.create_pool(**options, min_size=0)
 
 
@@ -247,6 +275,10 @@ class Lease:
         "_autocommitted",
         "_committed",
         "broken",
+        "_primary",
+        "_replicas",
+        "_reader",
+        "replica",
     )
 
     def __init__(
@@ -268,6 +300,27 @@ class Lease:
         self._autocommitted = False  # a statement ran outside a transaction: it may have written
         self._committed = False  # a commit was attempted: its work may be durable
         self.broken = False
+        self._primary = (pool, gate)
+        self._replicas: Replicas | None = None
+        self._reader: list[str] = []  # the reading client's fences, which a replica must have passed
+        self.replica: Replica | None = None  # where the connection now held comes from
+
+    def read_from_replicas(self, replicas: Replicas) -> None:
+        """Let this lease take its connection from a healthy replica (a GET of a read route)."""
+        self._replicas = replicas
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The pool of the connection held, or last held."""
+        return self._pool
+
+    @property
+    def reads_from_replicas(self) -> bool:
+        return self._replicas is not None
+
+    def reader(self, keys: list[str]) -> None:
+        """The reading client's fence keys (its address, and its user once the token is checked)."""
+        self._reader = keys
 
     @property
     def acquired(self) -> bool:
@@ -301,6 +354,12 @@ class Lease:
         to open it, within DB_CONNECT_TIMEOUT; the answer says which ran out. (Everything that
         takes a pool connection passes the gate first, the readiness check included, so past the
         gate the pool has a connection for this request: only opening one can make it wait.)"""
+        if self._replicas is not None:
+            conn = await self._acquire_replica(self._replicas)
+            if conn is not None:
+                return conn
+            self._pool, self._gate = self._primary
+            self.replica = None
         try:
             await self._gate.enter(self._timeout)
         except TimeoutError:
@@ -314,6 +373,32 @@ class Lease:
             self._gate.leave()
             raise
 
+    async def _acquire_replica(self, replicas: Replicas) -> PoolConnectionProxy | None:
+        """A connection from a healthy replica whose replay has passed the reader's fence; None
+        when there is none, or it fails (it is then skipped), so that the primary serves."""
+        try:
+            fence = await replicas.fences.fence(self._reader)
+        except Exception as error:  # noqa: BLE001 - the fence is unknown: only the primary is safe
+            log.info("fence lookup failed (%r); reading from the primary", error)
+            return None
+        replica = replicas.pick(fence)
+        if replica is None or replica.pool is None:
+            return None
+        try:
+            await replica.gate.enter(self._timeout)
+        except TimeoutError:
+            return None  # its pool is saturated: the primary serves this one
+        try:
+            conn: PoolConnectionProxy = await replica.pool.acquire()
+        except BaseException as error:
+            replica.gate.leave()
+            if not isinstance(error, Exception):
+                raise
+            replica.mark_failed(error)
+            return None
+        self._pool, self._gate, self.replica = replica.pool, replica.gate, replica
+        return conn
+
     async def put_back(self) -> None:
         """Give the connection back before slow work that needs no database (a password hash);
         the next `connection()` takes one again. An implicit transaction commits first."""
@@ -321,17 +406,21 @@ class Lease:
             raise RuntimeError("a transactional request keeps its connection until it ends")
         await self._give_back(commit=True)
 
-    async def release(self, commit: bool) -> None:
+    async def release(self, commit: bool, fence: list[str] | None = None) -> None:
         """Commit or roll back the request's transaction, then return the connection.
 
         A failed commit is raised after the connection is back; a failed rollback is only logged:
-        the pool resets (or, failing that, terminates) the connection on release anyway."""
+        the pool resets (or, failing that, terminates) the connection on release anyway. With
+        `fence` (fence keys; replicas configured, a write answered 2xx), the primary's WAL position
+        after the commit becomes the client's read-your-writes fence, before the answer leaves."""
         if self._done:
             return
+        if fence is not None and commit and self._conn is None and not self.undone:
+            self._conn = await self._acquire()  # it wrote, then gave its connection back early
         self._done = True
-        await self._give_back(commit)
+        await self._give_back(commit, fence)
 
-    async def _give_back(self, commit: bool) -> None:
+    async def _give_back(self, commit: bool, fence: list[str] | None = None) -> None:
         conn, tx = self._conn, self._tx
         self._conn = self._tx = None
         if conn is None:
@@ -351,6 +440,8 @@ class Lease:
                     await tx.rollback()
                 except Exception as error:  # noqa: BLE001
                     log.debug("rollback failed, the pool will reset the connection: %r", error)
+            if fence is not None and commit:
+                await conn.execute(_fence, fence)  # after the commit: its position is past it
         finally:
             if _is_dead(conn):
                 self.broken = True
@@ -375,6 +466,9 @@ def transactional(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Await
     service.routing set the flag themselves)."""
     handler.transactional = True  # type: ignore[attr-defined]  # a function attribute, read with getattr below
     return handler
+
+
+_fence = queries("replicas").fence
 
 
 # Errors after which the request's transaction, rolled back, is worth one more run on a fresh
@@ -403,27 +497,51 @@ async def connection_middleware(request: web.Request, handler: Handler) -> web.S
     pool = request.app.get(keys.POOL)
     if pool is None:
         return await handler(request)
+    replicas = request.app.get(keys.REPLICAS)
     try:
-        return await _with_lease(request, handler, pool)
+        return await _with_lease(request, handler, pool, replicas)
     except ANSWERS:
         raise
     except Exception as error:
         lease = request[keys.LEASE]
+        if lease.replica is not None and (lease.broken or isinstance(error, REPLICA_FAULTS)):
+            # A read failed on a replica (it stopped, restarted, was promoted): skip it until the
+            # monitor sees it well, and run the read once more on the primary.
+            lease.replica.mark_failed(error)
+            log.warning(
+                "%s %s failed on replica %s (%r); reading from the primary",
+                request.method,
+                request.path,
+                lease.replica.label,
+                error,
+            )
+            return await _with_lease(request, handler, pool, replicas, primary=True)
         if not (lease.broken or isinstance(error, RETRY_ONCE)):
             raise
         if not (lease.undone or request.method in SAFE_METHODS):
             raise
         log.warning("%s %s failed on its connection (%r); running it once more", request.method, request.path, error)
-    return await _with_lease(request, handler, pool)
+    return await _with_lease(request, handler, pool, replicas)
 
 
-async def _with_lease(request: web.Request, handler: Handler, pool: asyncpg.Pool) -> web.StreamResponse:
+READ_METHODS = frozenset({"GET", "HEAD"})
+# What a read that failed on a replica may have met there (a server stopping, restarting or
+# promoted, a query cancelled by a recovery conflict): it runs once more on the primary.
+REPLICA_FAULTS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, DatabaseUnavailable)
+
+
+async def _with_lease(
+    request: web.Request, handler: Handler, pool: asyncpg.Pool, replicas: Replicas | None, primary: bool = False
+) -> web.StreamResponse:
     settings = request.app[keys.SETTINGS]
-    explicit = getattr(request.match_info.handler, "transactional", False)
+    route = request.match_info.handler
+    explicit = getattr(route, "transactional", False)
     lease = Lease(
         pool, request.app[keys.POOL_GATE], settings.db_acquire_timeout, explicit, transaction_settings(settings)
     )
     request[keys.LEASE] = lease
+    if replicas is not None and request.method in READ_METHODS and not _pinned(route, explicit or primary):
+        lease.read_from_replicas(replicas)
     try:
         try:
             response = await handler(request)
@@ -435,7 +553,10 @@ async def _with_lease(request: web.Request, handler: Handler, pool: asyncpg.Pool
         except BaseException:
             await lease.release(commit=False)
             raise
-        await lease.release(commit=response.status < 400 or not explicit)
+        fence = None
+        if replicas is not None and request.method not in SAFE_METHODS and 200 <= response.status < 300:
+            fence = _writers(request)
+        await lease.release(commit=response.status < 400 or not explicit, fence=fence)
         return response
     except ANSWERS:
         raise
@@ -443,11 +564,46 @@ async def _with_lease(request: web.Request, handler: Handler, pool: asyncpg.Pool
         if lease.broken or isinstance(error, asyncpg.ReadOnlySQLTransactionError):
             # One dead connection means its siblings are suspect too (the server restarted, or
             # turned read-only in a failover): recycle them all, so the next use connects anew.
-            await pool.expire_connections()
+            await lease.pool.expire_connections()
         if lease.broken and classify_database_error(error) is None:
             # Whatever asyncpg raised (it may be a protocol-state error), the cause is the server.
             raise DatabaseUnavailable("connection", "the database connection failed") from error
         raise
+
+
+def _pinned(route: Any, pinned: bool) -> bool:
+    """Whether the read runs on the primary: a transaction, a route pinned there, or a retry."""
+    return pinned or bool(getattr(route, "primary", False))
+
+
+def fence_keys(request: web.Request) -> list[str]:
+    """Who the client is, for read-your-writes: its address (the one login limiting uses:
+    X-Forwarded-For only from TRUSTED_PROXIES) and, signed in, its user. A write moves every one
+    of its fences, a read passes every one of its own: a client that wrote with one token and
+    reads with another, or none, is still its address."""
+    from service.limits import client_address
+
+    found = ["a" + client_address(request)]
+    user = request.get(keys.USER)
+    if user is not None:
+        found.append(f"u{user.id}")
+    return found
+
+
+def _writers(request: web.Request) -> list[str]:
+    """The fences a write moves: its client's, and a new user's (a registration)."""
+    found = fence_keys(request)
+    writer = request.get(keys.WRITER)
+    if writer is not None:
+        found.append(f"u{writer}")
+    return found
+
+
+def pinned_to_primary(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Mark a plain aiohttp handler as reading from the primary alone, even with replicas (routes
+    declared with service.routing say `primary=True`)."""
+    handler.primary = True  # type: ignore[attr-defined]  # a function attribute, read with getattr
+    return handler
 
 
 async def connection(request: web.Request) -> asyncpg.Connection:
@@ -459,11 +615,17 @@ async def connection(request: web.Request) -> asyncpg.Connection:
     if lease.acquired:
         return await lease.connection()
     metrics = request.app[keys.METRICS]
+    replicas = lease.reads_from_replicas
+    if replicas:
+        lease.reader(fence_keys(request))
     metrics.waiting += 1  # db_pool_waiting
     try:
-        return await lease.connection()
+        conn = await lease.connection()
     finally:
         metrics.waiting -= 1
+    if replicas or request.app.get(keys.REPLICAS) is not None:
+        metrics.pool_request(lease.replica.label if lease.replica is not None else "primary")
+    return conn
 
 
 async def put_back(request: web.Request) -> None:

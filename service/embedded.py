@@ -97,6 +97,26 @@ class EmbeddedPostgres:
                 args.append("--no-sync")
             self._run("initdb", *args, timeout=120)
 
+    def replica(self, pgdata: Path, *, options: dict[str, str] | None = None) -> EmbeddedPostgres:
+        """A streaming replica of this (running) server in `pgdata`: `pg_basebackup -R` copies the
+        data and writes standby.signal and primary_conninfo, unless `pgdata` already holds one.
+        Start it with `start()`. (initdb's default pg_hba.conf trusts replication from loopback,
+        and wal_level=replica with max_wal_senders=10 are PostgreSQL's defaults.)"""
+        replica = EmbeddedPostgres(pgdata, durable=self.durable, options=options)
+        if replica.initialized():
+            return replica
+        replica.pgdata.mkdir(parents=True, exist_ok=True)
+        if replica.user:
+            replica._prepare_root()
+        os.chmod(replica.pgdata, 0o700)  # PostgreSQL refuses a data directory others can read
+        self._run(
+            "pg_basebackup",
+            *("-D", str(replica.pgdata), "-R", "-X", "stream", "-c", "fast"),
+            *("-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"),
+            timeout=300,
+        )
+        return replica
+
     def running_port(self) -> int | None:
         """The port of a server already running on this data directory, if any."""
         pidfile = self.pgdata / "postmaster.pid"

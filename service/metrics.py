@@ -13,6 +13,7 @@ import glob
 import os
 from collections.abc import AsyncIterator, Iterable
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
@@ -21,6 +22,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from service import keys
+
+if TYPE_CHECKING:
+    from service.replicas import Replicas
 
 # How stale a worker's pool gauges may be when another worker answers the scrape.
 POOL_SAMPLE_INTERVAL = 1.0
@@ -72,6 +76,41 @@ class Metrics:
         # into db_pool_waiting with the other pool gauges (each scrape, and every second).
         self.waiting = 0
         self.db_errors = Counter("db_errors", "Database failures answered 503, by kind", ("kind",), registry=r)
+        # Per pool (`pool`: primary, or a replica's label), only with DATABASE_REPLICA_URLS set.
+        self.pool_requests = Counter(
+            "db_pool_requests", "Requests that took a connection, by pool", ("pool",), registry=r
+        )
+        self.pool_connections = Gauge(
+            "db_pool_connections", "Connections open, by pool", ("pool",), registry=r, multiprocess_mode="livesum"
+        )
+        self.pool_connections_in_use = Gauge(
+            "db_pool_connections_in_use",
+            "Connections lent to requests, by pool",
+            ("pool",),
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        # A replica's lag as its worst-placed worker sees it ('livemax': each worker has its own
+        # monitor); -1 while no worker can tell (the replica unreachable or promoted).
+        self.replica_lag = Gauge(
+            "db_replica_lag_seconds",
+            "How far the replica's replay is behind the primary, in seconds (max over the workers)",
+            ("pool",),
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.replica_healthy = Gauge(
+            "db_replica_healthy",
+            "1 when every live worker reads from the replica, 0 when one skips it (min over the workers)",
+            ("pool",),
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self._pool_children: dict[str, Counter] = {}
+        # Fence lookups on the primary, and the reads they served: reads per lookup is how well
+        # they are coalesced.
+        self.fence_lookups = Counter("db_fence_lookups", "Read-your-writes fence lookups on the primary", registry=r)
+        self.fence_reads = Counter("db_fence_reads", "Reads whose fence a lookup fetched", registry=r)
 
     def observe_request(self, method: str, route: str, status: int, duration: float) -> None:
         key = (method if method in _METHODS else "other", route, status)
@@ -81,6 +120,27 @@ class Metrics:
             children = self._children[key] = (self.requests.labels(*labels), self.duration.labels(*labels))
         children[0].inc()
         children[1].observe(duration)
+
+    def pool_request(self, pool: str) -> None:
+        child = self._pool_children.get(pool)
+        if child is None:
+            child = self._pool_children[pool] = self.pool_requests.labels(pool)
+        child.inc()
+
+    def sample_replicas(self, pool: asyncpg.Pool, replicas: Replicas) -> None:
+        for label, each in [("primary", pool), *((r.label, r.pool) for r in replicas.replicas)]:
+            if each is None:
+                continue
+            size = each.get_size()
+            self.pool_connections.labels(label).set(size)
+            self.pool_connections_in_use.labels(label).set(size - each.get_idle_size())
+        for replica in replicas.replicas:
+            self.replica_lag.labels(replica.label).set(replica.lag if replica.lag is not None else -1)
+            self.replica_healthy.labels(replica.label).set(1 if replica.healthy else 0)
+
+    def fence_lookup(self, reads: int) -> None:
+        self.fence_lookups.inc()
+        self.fence_reads.inc(reads)
 
     def db_error(self, kind: str) -> None:
         self.db_errors.labels(kind).inc()
@@ -124,6 +184,9 @@ async def metrics_view(request: web.Request) -> web.Response:
     pool = request.app.get(keys.POOL)
     if pool is not None:
         metrics.sample_pool(pool)
+        replicas = request.app.get(keys.REPLICAS)
+        if replicas is not None:
+            metrics.sample_replicas(pool, replicas)
     return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -134,6 +197,9 @@ async def pool_sampler_ctx(app: web.Application) -> AsyncIterator[None]:
     async def sample_forever() -> None:
         while True:
             metrics.sample_pool(pool)
+            replicas = app.get(keys.REPLICAS)
+            if replicas is not None:
+                metrics.sample_replicas(pool, replicas)
             await asyncio.sleep(POOL_SAMPLE_INTERVAL)
 
     task = asyncio.create_task(sample_forever())

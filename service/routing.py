@@ -56,6 +56,9 @@ class Endpoint:
     # Check that the token's user still exists before the handler runs; off for handlers whose
     # own query of the user answers 401 when it is gone (saves a query).
     verify_user: bool = True
+    # Read from the primary even when replicas are configured (reads are otherwise spread over
+    # healthy replicas; see service/replicas.py).
+    primary: bool = False
 
     def __post_init__(self) -> None:
         # Every path parameter is declared, so it is validated and documented by the same model.
@@ -135,6 +138,7 @@ def _adapter(endpoint: Endpoint) -> Handler:
 
     handle.endpoint = endpoint  # type: ignore[attr-defined]  # an attribute of the function object
     handle.transactional = endpoint.transaction  # type: ignore[attr-defined]  # read by connection_middleware
+    handle.primary = endpoint.primary  # type: ignore[attr-defined]  # read by connection_middleware
     handle.__name__ = endpoint.operation_id
     return handle
 

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     db_target_session_attrs: Literal["any", "primary", "standby", "prefer-standby", "read-write", "read-only"] = (
         "read-write"
     )
+    # Streaming replicas for reads (service/replicas.py); unset, everything runs on the primary.
+    database_replica_urls: CsvList = []
+    db_replica_pool_max_size: int = Field(10, ge=1)
+    db_replica_max_lag: float = Field(1.0, gt=0, description="seconds a replica may be behind to serve reads")
 
     shutdown_delay: float | None = Field(None, ge=0)
     shutdown_timeout: float = Field(10.0, ge=0)
@@ -73,7 +77,7 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _csv(cls, data: dict[str, object]) -> dict[str, object]:
-        for key in ("trusted_proxies", "cors_origins"):
+        for key in ("trusted_proxies", "cors_origins", "database_replica_urls"):
             if key in data:
                 data[key] = _split_csv(data[key])
         return data
@@ -92,6 +96,13 @@ class Settings(BaseSettings):
             raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters")
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        for url in self.database_replica_urls:
+            if not url.startswith(("postgres://", "postgresql://")):
+                raise ValueError(f"DATABASE_REPLICA_URLS: {url!r} is not a postgresql:// URL")
+        if self.database_replica_urls and not self.database_url:
+            raise ValueError("DATABASE_REPLICA_URLS needs DATABASE_URL (the primary) to be set")
+        if len(set(self.database_replica_urls)) != len(self.database_replica_urls):
+            raise ValueError("DATABASE_REPLICA_URLS lists a replica twice")
         defaults = {
             "jwt_secret": self.jwt_secret or DEV_JWT_SECRET,
             "db_lock_timeout": self.db_lock_timeout or self.db_statement_timeout,

@@ -59,6 +59,7 @@ async def create_user(request: web.Request, body: NewUserRequest) -> UserRespons
     if row is None:
         taken = await conn.fetchrow(_q.taken, new.username, new.email)  # aggregates: always one row
         raise _taken(bool(taken and taken["username"]), bool(taken and taken["email"]))
+    request[keys.WRITER] = row["id"]  # whose read-your-writes fence this write sets (replicas)
     return _user(request, row)
 
 

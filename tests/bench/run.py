@@ -167,12 +167,12 @@ class CpuMeter:
     """CPU seconds spent by the app's worker processes and by PostgreSQL over one measurement:
     per request, a figure that a busy, shared machine disturbs far less than req/s."""
 
-    def __init__(self, app_master: int, postmaster: int) -> None:
-        self.app_master, self.postmaster = app_master, postmaster
+    def __init__(self, app_master: int, postmaster: int, postmasters: list[int] | None = None) -> None:
+        self.app_master, self.postmasters = app_master, postmasters or [postmaster]
 
     def read(self) -> tuple[float, float]:
         app = sum(cpu_seconds(worker, False) for worker in children(self.app_master))
-        return app, cpu_seconds(self.postmaster, True)
+        return app, sum(cpu_seconds(postmaster, True) for postmaster in self.postmasters)
 
 
 # ---------------------------------------------------------------- wrk
@@ -225,11 +225,15 @@ def wrk(wrk_path: str, url: str, env: dict[str, str], duration: float, connectio
     raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr or result.stdout}")
 
 
-def measure(wrk_path: str, server: Gunicorn, endpoint: Endpoint, args: argparse.Namespace) -> Result:
+def measure(
+    wrk_path: str, server: Gunicorn, endpoint: Endpoint, args: argparse.Namespace, postmasters: list[int] | None = None
+) -> Result:
+    """wrk on one endpoint; the CPU of the app's workers, and of `postmasters` (default: the one
+    PostgreSQL server) with all their processes."""
     url = server.url(endpoint.path)
     if args.warmup:
         wrk(wrk_path, url, endpoint.env, args.warmup, args.connections)
-    meter = CpuMeter(server.process.pid, args.postmaster)
+    meter = CpuMeter(server.process.pid, args.postmaster, postmasters)
     app_before, db_before = meter.read()
     raw = wrk(wrk_path, url, endpoint.env, args.duration, args.connections)
     app_after, db_after = meter.read()
@@ -525,6 +529,126 @@ def compare_workers(args, wrk_path: str, dsn: str, chosen: list[Endpoint], one: 
         two.stop()
 
 
+# ---------------------------------------------------------------- replica
+
+REPLICA_READS = (
+    "list",
+    "tag",
+    "author",
+    "favorited",
+    "list_auth",
+    "feed",
+    "slug",
+    "slug_auth",
+    "user",
+    "tags",
+    "comments",
+)
+REPLICA_WRITES = ("create", "favorite")
+
+
+def pool_counts(server: Gunicorn) -> dict[str, float]:
+    with urllib.request.urlopen(server.url("/metrics"), timeout=10) as response:
+        text = response.read().decode()
+    counts = {
+        line.split('pool="', 1)[1].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("db_pool_requests_total{")
+    }
+    names = {"db_fence_lookups_total": "fence lookups", "db_fence_reads_total": "fence reads"}
+    for line in text.splitlines():  # not pools: the fence lookups, and the reads they served
+        name, _, value = line.partition(" ")
+        if name in names:
+            counts[names[name]] = float(value)
+    return counts
+
+
+def median_by_rps(results: list[Result]) -> Result:
+    return sorted(results, key=lambda r: r.rps)[(len(results) - 1) // 2]
+
+
+def main_replica(args: argparse.Namespace, wrk_path: str, admin_dsn: str, primary) -> bool:
+    """Each read of `make bench`, without and with one replica configured, back to back in one run
+    (the same seeded database; the replica made from it by pg_basebackup -R): the ratio of
+    requests per second and of CPU per request (the app's workers and every PostgreSQL process,
+    the replica's included), then the writes, then where the requests took their connections."""
+    from tests.bench.seed import Scale
+
+    scale = Scale()
+    dsn, facts = asyncio.run(prepare_database(admin_dsn, "conduit_bench", scale))
+    slug_file = WORK / "slugs.txt"
+    slug_file.write_text("\n".join(facts["slugs"]) + "\n")
+    replica = primary.replica(WORK / "replica")
+    replica_dsn = dsn.rsplit("@", 1)[0] + "@" + replica.start().split("@", 1)[1].rsplit("/", 1)[0] + "/conduit_bench"
+    postmasters = [args.postmaster, int((replica.pgdata / "postmaster.pid").read_text().split()[0])]
+    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    ok = True
+    try:
+        with contextlib.ExitStack() as stack:
+            alone = start_service(dsn, BASE_PORT, workers)
+            stack.callback(alone.stop)
+            spread = start_service(dsn, BASE_PORT + 2, workers, {"DATABASE_REPLICA_URLS": replica_dsn})
+            stack.callback(spread.stop)
+            tokens = {
+                "reader": login(alone.url(""), facts["follower"]),
+                "writers": [login(alone.url(""), name) for name in facts["users"][:8]],
+            }
+            chosen = {e.key: e for e in endpoints(facts, tokens, slug_file)}
+            print(
+                f"\nwrk -t1 -c{args.connections}, {args.duration}s per endpoint and service after a {args.warmup}s "
+                f"warm-up; {workers} worker(s); without the replica, then with it, {args.rounds} alternating "
+                f"rounds per endpoint (the medians are compared); {load_info()}",
+                flush=True,
+            )
+            before = pool_counts(spread)
+            rows = []
+            for key in (*REPLICA_READS, *REPLICA_WRITES):
+                if args.only and key not in args.only:
+                    continue
+                endpoint = chosen[key]
+                # Both measured with the CPU of both servers: the idle replica's own (replay, its
+                # monitor sessions) is part of what having one costs. Alternating rounds, and the
+                # median of each side: the machine is shared, and its load drifts.
+                pairs = [
+                    _ab_round(wrk_path, alone, spread, endpoint, args, turn, postmasters) for turn in range(args.rounds)
+                ]
+                without = median_by_rps([a for a, _ in pairs])
+                with_replica = median_by_rps([b for _, b in pairs])
+                rows.append((key, endpoint.name, without, with_replica))
+            after = pool_counts(spread)
+    finally:
+        replica.destroy()
+    print()
+    print(
+        f"| {'endpoint':<44} | {'req/s alone':>11} | {'req/s +replica':>14} "
+        f"| {'x time/req':>10} | {'x CPU/req':>9} | non-2xx |"
+    )
+    print(f"|{'-' * 46}|{'-' * 13}|{'-' * 16}|{'-' * 12}|{'-' * 11}|---------|")
+    for key, name, without, with_replica in rows:
+        time_ratio = without.rps / max(with_replica.rps, 1)
+        cpu_ratio = (with_replica.app_us + with_replica.db_us) / max(without.app_us + without.db_us, 1)
+        failures = without.non2xx + without.socket_errors + with_replica.non2xx + with_replica.socket_errors
+        print(
+            f"| {name:<44} | {without.rps:>11.0f} | {with_replica.rps:>14.0f} | {time_ratio:>10.2f} "
+            f"| {cpu_ratio:>9.2f} | {failures:>7} |"
+        )
+        if key in REPLICA_READS:
+            ok &= time_ratio <= 1.1 and failures == 0
+    counts = {pool: after.get(pool, 0) - before.get(pool, 0) for pool in after if not pool.startswith("fence")}
+    print(f"\nconnections taken by pool during the run with the replica: {counts}")
+    lookups = after.get("fence lookups", 0) - before.get("fence lookups", 0)
+    reads = after.get("fence reads", 0) - before.get("fence reads", 0)
+    print(
+        f"fence lookups on the primary: {lookups:.0f}, for {reads:.0f} reads ({reads / max(lookups, 1):.1f} per lookup)"
+    )
+    print(
+        "x time/req: req/s without the replica / req/s with it (target <= 1.1 for the reads); "
+        "x CPU/req: CPU per request with / without (app workers + every PostgreSQL process of both servers)"
+    )
+    print(f"{'PASS' if ok else 'FAIL'}  every read at most 1.1x the time per request with one replica configured")
+    return ok
+
+
 # ---------------------------------------------------------------- levers
 
 
@@ -708,15 +832,21 @@ def main_levers(args: argparse.Namespace, wrk_path: str, admin_dsn: str) -> None
 
 
 def _ab_round(
-    wrk_path: str, a: Gunicorn, b: Gunicorn, endpoint: Endpoint, args: argparse.Namespace, turn: int
+    wrk_path: str,
+    a: Gunicorn,
+    b: Gunicorn,
+    endpoint: Endpoint,
+    args: argparse.Namespace,
+    turn: int,
+    postmasters: list[int] | None = None,
 ) -> tuple[Result, Result]:
     """One A/B measurement; every other round measures B first (ABBA), so a drift of the shared
     machine's load during the run weighs on both sides alike."""
     if turn % 2:
-        rb = measure(wrk_path, b, endpoint, args)
-        return measure(wrk_path, a, endpoint, args), rb
-    ra = measure(wrk_path, a, endpoint, args)
-    return ra, measure(wrk_path, b, endpoint, args)
+        rb = measure(wrk_path, b, endpoint, args, postmasters)
+        return measure(wrk_path, a, endpoint, args, postmasters), rb
+    ra = measure(wrk_path, a, endpoint, args, postmasters)
+    return ra, measure(wrk_path, b, endpoint, args, postmasters)
 
 
 def main() -> None:
@@ -743,7 +873,13 @@ def main() -> None:
     )
     parser.add_argument("--levers", action="store_true", help="each lever on and off, side by side")
     parser.add_argument(
-        "--rounds", type=int, default=1, help="with --levers: A/B rounds per endpoint, alternating order (ABBA)"
+        "--replica", action="store_true", help="each read without and with one streaming replica configured"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="alternating A/B rounds per endpoint: with --replica (default 3), with --levers (default 1)",
     )
     parser.add_argument(
         "--against",
@@ -756,6 +892,8 @@ def main() -> None:
         "--trust", action="store_true", help="the service's role logs in without a password (default: scram-sha-256)"
     )
     args = parser.parse_args()
+    if args.rounds is None:
+        args.rounds = 3 if args.replica else 1
 
     from service.embedded import EmbeddedPostgres
 
@@ -774,6 +912,8 @@ def main() -> None:
             main_scale(args, wrk_path, admin_dsn)
         elif args.levers:
             main_levers(args, wrk_path, admin_dsn)
+        elif args.replica:
+            ok = main_replica(args, wrk_path, admin_dsn, server)
         else:
             ok = main_table(args, wrk_path, admin_dsn)
     finally:

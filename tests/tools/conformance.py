@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import NoReturn
 
@@ -73,12 +74,31 @@ def run_newman(collection: Path, base: str) -> bool:
     return status == 0
 
 
+def report_pools(base: str) -> bool:
+    """Where the suites' requests took their connections (db_pool_requests_total by pool)."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counts = {
+        line.split('pool="', 1)[1].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("db_pool_requests_total{")
+    }
+    print(f"conformance: connections taken by pool: {counts}", flush=True)
+    return any(pool != "primary" and count > 0 for pool, count in counts.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", choices=("all", "realworld", "legacy"), default="all")
     parser.add_argument("--collection", type=Path, default=Path(os.environ.get("COLLECTION") or DEFAULT_COLLECTION))
     parser.add_argument("--bruno", type=Path, default=Path(os.environ.get("BRUNO") or DEFAULT_BRUNO))
     parser.add_argument("--port", type=int, default=int(os.environ.get("CONFORMANCE_PORT") or 0) or None)
+    parser.add_argument(
+        "--replica",
+        action="store_true",
+        help="with a streaming replica (pg_basebackup -R) of the database in DATABASE_REPLICA_URLS; "
+        "fails unless the replica served reads",
+    )
     args = parser.parse_args(argv)
 
     collection, bruno = args.collection.resolve(), args.bruno.resolve()
@@ -92,13 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         fail("npx (Node.js) is not on PATH")
 
     # Always a database of its own: the suites write users and articles, and must find no others.
-    with live_service(port=args.port or free_port()) as live:
-        print(f"conformance: service ready at {live.base}", flush=True)
+    with live_service(port=args.port or free_port(), replica=args.replica) as live:
+        print(f"conformance: service ready at {live.base}{' with a replica' if args.replica else ''}", flush=True)
         passed = True
         if args.suite != "legacy":
             passed &= run_bruno(bruno, live.base, live.folder)
         if args.suite != "realworld":
             passed &= run_newman(collection, live.base)
+        if args.replica:
+            passed &= report_pools(live.base)
         if not passed:
             print("conformance: the service's log ends with:", file=sys.stderr)
             sys.stderr.write(live.log_tail())

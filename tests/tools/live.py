@@ -91,15 +91,22 @@ def stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def live_service(
-    port: int | None = None, command: list[str] | None = None, env: dict[str, str] | None = None
+    port: int | None = None, command: list[str] | None = None, env: dict[str, str] | None = None, replica: bool = False
 ) -> Iterator[Live]:
-    """Serve `command` (default `python -m service serve`) on a fresh database; yield its URLs."""
+    """Serve `command` (default `python -m service serve`) on a fresh database; yield its URLs.
+    With `replica`, a streaming replica of that database (pg_basebackup -R) serves the reads."""
     port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="conduit-live-") as name:
         folder = Path(name)
         database = EmbeddedPostgres(folder / "pgdata", durable=False)
+        standby: EmbeddedPostgres | None = None
         try:
             database_url = asyncio.run(_create_database(database.start(), "conduit"))
+            replica_env = {}
+            if replica:
+                os.chmod(folder, 0o755)  # the servers run as another user when this runs as root
+                standby = database.replica(folder / "replica")
+                replica_env["DATABASE_REPLICA_URLS"] = standby.start().rsplit("/", 1)[0] + "/conduit"
             service_env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_SETTINGS)}
             service_env.update(
                 APP_ENV="development",
@@ -109,6 +116,7 @@ def live_service(
                 PORT=str(port),
                 SHUTDOWN_DELAY="0",
                 PYTHONUNBUFFERED="1",
+                **replica_env,
                 **(env or {}),
             )
             live = Live(f"http://127.0.0.1:{port}", database_url, folder / "service.log", folder)
@@ -131,4 +139,6 @@ def live_service(
             finally:
                 stop(process)
         finally:
+            if standby is not None:
+                standby.destroy()
             database.destroy()
