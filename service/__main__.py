@@ -66,9 +66,10 @@ def serve(with_replica: bool = False) -> None:
     from service.app import create_app
 
     server = _embedded_if_needed()
-    replica = _embedded_replica(server) if with_replica else None
-    settings = load_settings()
+    replica = None
     try:
+        replica = _embedded_replica(server) if with_replica else None  # inside: a failure stops the primary
+        settings = load_settings()
         web.run_app(
             create_app(),
             host=settings.host,

@@ -504,10 +504,12 @@ async def connection_middleware(request: web.Request, handler: Handler) -> web.S
         raise
     except Exception as error:
         lease = request[keys.LEASE]
-        if lease.replica is not None and (lease.broken or isinstance(error, REPLICA_FAULTS)):
-            # A read failed on a replica (it stopped, restarted, was promoted): skip it until the
-            # monitor sees it well, and run the read once more on the primary.
-            lease.replica.mark_failed(error)
+        if lease.replica is not None and (lease.broken or isinstance(error, (*REPLICA_DOWN, *REPLICA_CONFLICTS))):
+            # A read failed on a replica: run it once more on the primary. A replica that is
+            # down (stopped, restarting, promoted) is skipped until the monitor sees it well; a
+            # query cancelled by a recovery conflict says nothing against the next one.
+            if lease.broken or isinstance(error, REPLICA_DOWN):
+                lease.replica.mark_failed(error)
             log.warning(
                 "%s %s failed on replica %s (%r); reading from the primary",
                 request.method,
@@ -525,9 +527,21 @@ async def connection_middleware(request: web.Request, handler: Handler) -> web.S
 
 
 READ_METHODS = frozenset({"GET", "HEAD"})
-# What a read that failed on a replica may have met there (a server stopping, restarting or
-# promoted, a query cancelled by a recovery conflict): it runs once more on the primary.
-REPLICA_FAULTS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, DatabaseUnavailable)
+# What a read that failed on a replica may have met there, after which it runs once more on the
+# primary: the server stopping, restarting or unreachable (then it is skipped for a while), or a
+# query cancelled by a conflict with recovery (SQLSTATE 40001, 40P01 or 57P04). Anything else (a
+# statement timeout, a data error) is the request's own and answers as it would on the primary.
+REPLICA_DOWN = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    OSError,
+    TimeoutError,
+    DatabaseUnavailable,
+)
+REPLICA_CONFLICTS = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError, asyncpg.DatabaseDroppedError)
 
 
 async def _with_lease(
@@ -587,7 +601,22 @@ def fence_keys(request: web.Request) -> list[str]:
     user = request.get(keys.USER)
     if user is not None:
         found.append(f"u{user.id}")
+    elif keys.USER not in request:  # a route that does not authenticate (GET /api/tags): a
+        user_id = _token_user(request)  # valid token still names the client's user
+        if user_id is not None:
+            found.append(f"u{user_id}")
     return found
+
+
+def _token_user(request: web.Request) -> int | None:
+    """The user of a valid token, without answering 401 for a bad one (the route asks none)."""
+    from service.auth import decode_token, token_from_header
+
+    try:
+        token = token_from_header(request)
+        return None if token is None else decode_token(token, resolved(request.app[keys.SETTINGS].jwt_secret))
+    except ApiError:
+        return None
 
 
 def _writers(request: web.Request) -> list[str]:

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -75,8 +76,10 @@ class WalHistory:
     """The primary's WAL position over time: (monotonic time, position) samples, oldest first."""
 
     samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    checked: float = -math.inf  # when the primary last answered a sample (monotonic time)
 
     def add(self, at: float, position: int) -> None:
+        self.checked = at
         if not self.samples or position != self.samples[-1][1]:  # an idle primary: keep when it moved
             self.samples.append((at, position))
 
@@ -112,27 +115,35 @@ class Replica:
         self.in_recovery = False
         self.reachable = False
         self.failed = False  # a request failed on it: skipped until the monitor sees it well
+        self.sampled = -math.inf  # when `lag` was measured (monotonic time)
+        self._failures = 0  # counts mark_failed(): a poll that began before one cannot undo it
+        self.polling: asyncio.Task[None] | None = None  # the monitor's sample in progress
         self._monitor: asyncpg.Connection | None = None
 
     @property
     def healthy(self) -> bool:
+        """Usable for reads now. The lag is aged: what was measured plus the time since, so a
+        monitor that stalls (a blackholed server, a slow primary) cannot keep a replica in use
+        past the bound on an old sample."""
         return (
             self.reachable
             and self.in_recovery
             and not self.failed
             and self.replayed is not None
             and self.lag is not None
-            and self.lag <= self.settings.db_replica_max_lag
+            and self.lag + (time.monotonic() - self.sampled) <= self.settings.db_replica_max_lag
         )
 
     def mark_failed(self, error: BaseException) -> None:
         if not self.failed:
             log.warning("replica %s failed under a request (%r); skipped until it is well", self.label, error)
         self.failed = True
+        self._failures += 1
         self.replayed = None  # a restarted replica must be seen anew before a fence trusts it
 
     async def poll(self, history: WalHistory) -> None:
         """One sample of the replica's state, bounded by DB_CONNECT_TIMEOUT."""
+        failures = self._failures
         try:
             async with asyncio.timeout(self.settings.db_connect_timeout):
                 if self._monitor is None or self._monitor.is_closed():
@@ -155,8 +166,14 @@ class Replica:
             self.replayed = None
             self.lag = None
             return
+        if failures != self._failures:
+            return  # a request saw it fail while this sample was on its way: the next one decides
+        now = time.monotonic()
         self.replayed = int(row["replayed"])
-        self.lag = history.lag(self.replayed, time.monotonic())
+        # Against the primary's history, and no less than the age of the primary's last sample:
+        # while the primary cannot be sampled, how far the replica is behind is not known.
+        self.lag = max(history.lag(self.replayed, now), now - history.checked)
+        self.sampled = now
         if self.failed:
             log.info("replica %s answers again", self.label)
         self.failed = False
@@ -168,9 +185,10 @@ class Replica:
                 await asyncio.wait_for(conn.close(), 1.0)
 
 
-async def _connect(url: str, settings: Settings) -> asyncpg.Connection:
+async def _connect(url: str, settings: Settings, **options: Any) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(
         url,
+        **options,
         timeout=settings.db_connect_timeout,
         statement_cache_size=resolved(settings.db_statement_cache_size),  # 0 behind PgBouncer (transaction mode)
         server_settings={"application_name": MONITOR_APPLICATION},
@@ -239,7 +257,13 @@ class FenceLookup:
         async with self._lock:
             try:
                 if self._conn is None or self._conn.is_closed():
-                    self._conn = await _connect(self.settings.database_url or "", self.settings)
+                    # The primary as the pool finds it (DB_TARGET_SESSION_ATTRS): with a
+                    # multi-host DATABASE_URL, never a standby's stale copy of the fences.
+                    self._conn = await _connect(
+                        self.settings.database_url or "",
+                        self.settings,
+                        target_session_attrs=self.settings.db_target_session_attrs,
+                    )
                 rows: list[asyncpg.Record] = await self._conn.fetch(
                     query, *args, timeout=self.settings.db_connect_timeout
                 )
@@ -282,10 +306,17 @@ class Replicas:
         """One round of the monitor: the primary's position, then every replica's."""
         try:
             rows = await self.fences.fetch(_q.primary_position)
-            self.history.add(time.monotonic(), wal_position(int(rows[0][0])))
+            if rows:
+                self.history.add(time.monotonic(), wal_position(int(rows[0][0])))
+            else:  # the control session is on a standby now (a failover): connect anew
+                log.warning("the control session reached a standby; reconnecting to the primary")
+                await self.fences.close()
         except Exception as error:  # noqa: BLE001 - the primary down: replicas keep their history
             log.debug("primary position unavailable: %r", error)
-        await asyncio.gather(*(replica.poll(self.history) for replica in self.replicas))
+        # Each replica on its own: one that does not answer holds up no other's sample.
+        for replica in self.replicas:
+            if replica.polling is None or replica.polling.done():
+                replica.polling = asyncio.create_task(replica.poll(self.history))
 
     async def monitor(self) -> None:
         pruned = time.monotonic()
@@ -316,8 +347,15 @@ async def replicas_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
-        await replicas.fences.close()
-        for replica in replicas.replicas:
+        polls = [r.polling for r in replicas.replicas if r.polling is not None]
+        for poll in polls:
+            poll.cancel()
+        await asyncio.gather(*polls, return_exceptions=True)
+
+        async def close(replica: Replica) -> None:
             await replica.close_monitor()
             if replica.pool is not None:
                 await close_pool(replica.pool)
+
+        # Together: however many replicas, their close costs one POOL_CLOSE_TIMEOUT at most.
+        await asyncio.gather(replicas.fences.close(), *(close(replica) for replica in replicas.replicas))

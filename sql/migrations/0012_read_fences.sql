@@ -9,3 +9,17 @@ CREATE TABLE read_fences (
     lsn pg_lsn NOT NULL,
     at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- A write's fence, after its commit: the primary's WAL insert position (at or past the commit
+-- record, even with synchronous_commit off), monotonic per key (two writes of one client ending
+-- in either order leave the later one). Its transaction commits without waiting for the WAL
+-- flush: the fence only has to be visible, and a busy client's row lock must not be held for an
+-- fsync (a fence lost in a crash of the primary is the accepted edge). Keys are made distinct.
+CREATE FUNCTION set_fence(keys text[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    INSERT INTO read_fences AS f (key, lsn)
+    SELECT k.key, p.pos FROM (SELECT DISTINCT unnest(keys) AS key) AS k, (SELECT pg_current_wal_insert_lsn() AS pos) AS p
+    ON CONFLICT (key) DO UPDATE SET lsn = greatest(f.lsn, excluded.lsn), at = now();
+END
+$$;

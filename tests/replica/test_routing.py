@@ -57,7 +57,7 @@ async def test_reads_reach_the_replica_alone_while_writes_reach_the_primary(make
     assert response.status == 200
     statements = fresh.primary_statements(since)
     assert any("favorites" in line for line in statements)
-    assert any("read_fences" in line for line in statements)  # the write's fence, after its commit
+    assert any("set_fence" in line for line in statements)  # the write's fence, after its commit
 
     counts = client.server.app[keys.METRICS].pool_requests
     samples = {s.labels["pool"]: s.value for m in counts.collect() for s in m.samples if s.name.endswith("_total")}
