@@ -41,6 +41,10 @@ def graceful_timeout(settings: Settings) -> int:
         + POOL_CLOSE_TIMEOUT
         + EXIT_MARGIN
     )
+    if settings.database_replica_urls:
+        # The replicas' pools close before the primary's, all together (service/replicas.py),
+        # and their monitor sessions within a second.
+        budget += POOL_CLOSE_TIMEOUT + 1.0
     return math.ceil(budget)
 
 

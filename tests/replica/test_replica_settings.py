@@ -84,3 +84,12 @@ def test_an_insert_position_past_a_page_header_is_the_page_boundary() -> None:
 def test_a_replica_is_labelled_by_its_place_and_address() -> None:
     assert replica_label("postgresql://u:secret@replica-a:6432/conduit", 1) == "replica1:replica-a:6432"
     assert replica_label("postgresql://replica-b/conduit", 0) == "replica0:replica-b:5432"
+
+
+def test_gunicorn_waits_for_the_replica_pools_to_close_too() -> None:
+    from service.db import POOL_CLOSE_TIMEOUT
+    from service.shutdown import graceful_timeout
+
+    alone = Settings(database_url=PRIMARY)
+    spread = Settings(database_url=PRIMARY, database_replica_urls="postgresql://r1/conduit")  # type: ignore[arg-type]
+    assert graceful_timeout(spread) >= graceful_timeout(alone) + POOL_CLOSE_TIMEOUT
