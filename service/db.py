@@ -19,7 +19,9 @@ from asyncpg.pool import PoolConnectionProxy
 from asyncpg.transaction import Transaction
 
 from service import keys
+from service.auth import decode_token, token_from_header
 from service.errors import ApiError, DatabaseUnavailable, classify_database_error
+from service.limits import client_address
 from service.settings import Settings, resolved
 from service.sqlfiles import queries
 
@@ -595,8 +597,6 @@ def fence_keys(request: web.Request) -> list[str]:
     X-Forwarded-For only from TRUSTED_PROXIES) and, signed in, its user. A write moves every one
     of its fences, a read passes every one of its own: a client that wrote with one token and
     reads with another, or none, is still its address."""
-    from service.limits import client_address
-
     found = ["a" + client_address(request)]
     user = request.get(keys.USER)
     if user is not None:
@@ -610,8 +610,6 @@ def fence_keys(request: web.Request) -> list[str]:
 
 def _token_user(request: web.Request) -> int | None:
     """The user of a valid token, without answering 401 for a bad one (the route asks none)."""
-    from service.auth import decode_token, token_from_header
-
     try:
         token = token_from_header(request)
         return None if token is None else decode_token(token, resolved(request.app[keys.SETTINGS].jwt_secret))
