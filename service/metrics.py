@@ -135,7 +135,8 @@ class Metrics:
             self.pool_connections.labels(label).set(size)
             self.pool_connections_in_use.labels(label).set(size - each.get_idle_size())
         for replica in replicas.replicas:
-            self.replica_lag.labels(replica.label).set(replica.lag if replica.lag is not None else -1)
+            lag = replica.current_lag
+            self.replica_lag.labels(replica.label).set(lag if lag is not None else -1)
             self.replica_healthy.labels(replica.label).set(1 if replica.healthy else 0)
 
     def fence_lookup(self, reads: int) -> None:

@@ -121,17 +121,23 @@ class Replica:
         self._monitor: asyncpg.Connection | None = None
 
     @property
+    def current_lag(self) -> float | None:
+        """The lag now, as far as it is known: what the last sample measured plus the time since,
+        so that a monitor that stalls (a blackholed server, a slow primary) cannot keep a replica
+        in use past the bound on an old sample. None: unknown."""
+        return None if self.lag is None else self.lag + (time.monotonic() - self.sampled)
+
+    @property
     def healthy(self) -> bool:
-        """Usable for reads now. The lag is aged: what was measured plus the time since, so a
-        monitor that stalls (a blackholed server, a slow primary) cannot keep a replica in use
-        past the bound on an old sample."""
+        """Usable for reads now."""
+        lag = self.current_lag
         return (
             self.reachable
             and self.in_recovery
             and not self.failed
             and self.replayed is not None
-            and self.lag is not None
-            and self.lag + (time.monotonic() - self.sampled) <= self.settings.db_replica_max_lag
+            and lag is not None
+            and lag <= self.settings.db_replica_max_lag
         )
 
     def mark_failed(self, error: BaseException) -> None:
