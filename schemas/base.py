@@ -33,7 +33,12 @@ Body = Annotated[str, text(100_000)]
 Bio = Annotated[str, text(1000, min_length=0)]
 ImageUrl = Annotated[str, text(2000, min_length=0)]
 Username = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
-Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")]
+# No @, and no control or space character of Latin-1 (C0, space, DEL, C1: U+0000-U+0020,
+# U+007F-U+009F) in any part. An explicit range rather than \s: pydantic's regex engine (Rust),
+# the OpenAPI document's (ECMAScript) and Python's disagree on what \s covers (U+0085, U+001C-1F),
+# and a client that validates against the document must accept exactly what the service does.
+_EMAIL_PART = r"[^@\x00-\x20\x7f-\x9f]+"
+Email = Annotated[str, Field(min_length=3, max_length=254, pattern=rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$")]
 # NIST 800-63B: at least 8 characters, at least 64 accepted, no composition rules; the ceiling
 # bounds the work of hashing an attacker's input.
 Password = Annotated[str, text(128, min_length=8)]
