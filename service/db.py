@@ -476,11 +476,16 @@ _fence = queries("replicas").fence
 # Errors after which the request's transaction, rolled back, is worth one more run on a fresh
 # connection: a statement prepared before a schema change (asyncpg retries those itself only
 # outside a transaction), and a server that turned read-only under a pooled connection (a
-# failover; the pool's connections are recycled first, so the retry connects anew).
+# failover; the pool's connections are recycled first, so the retry connects anew), and a
+# transaction PostgreSQL chose as a deadlock's victim or failed for serialization (the retry
+# PostgreSQL's documentation prescribes: two writers of overlapping kept counts, issue 13's
+# triggers, can meet in opposite orders across a request's statements; the other one commits).
 RETRY_ONCE = (
     asyncpg.InvalidCachedStatementError,
     asyncpg.OutdatedSchemaCacheError,
     asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
 )
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # A handler's own answer (404, 422, ...): final, whatever became of its connection afterwards.

@@ -129,6 +129,8 @@ _ENVELOPES = {"user", "article", "comment"}
 _UNAVAILABLE: tuple[tuple[type[BaseException], str, str], ...] = (
     (asyncpg.QueryCanceledError, "statement_timeout", "the database did not answer in time"),
     (asyncpg.LockNotAvailableError, "lock_timeout", "the database did not answer in time"),
+    (asyncpg.DeadlockDetectedError, "conflict", "a concurrent change conflicted; retry"),
+    (asyncpg.SerializationError, "conflict", "a concurrent change conflicted; retry"),
     (asyncpg.ReadOnlySQLTransactionError, "read_only", "the database is read-only"),
     (asyncpg.TargetServerAttributeNotMatched, "read_only", "no database server accepts writes"),
     (asyncpg.IdleInTransactionSessionTimeoutError, "idle_in_transaction", "the database ended an idle transaction"),

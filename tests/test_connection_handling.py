@@ -243,3 +243,36 @@ async def test_a_client_leaving_mid_body_is_its_fault_not_a_database_outage(clie
     assert answered("400") == 1
     assert answered("503") is None
     assert metrics.registry.get_sample_value("db_errors_total", {"kind": "connection"}) is None
+
+
+async def test_a_deadlock_victim_runs_once_more_and_both_writes_succeed(make_client, db):
+    """Two transactional requests lock two rows in opposite orders: PostgreSQL aborts one as a
+    deadlock's victim, and the middleware runs it once more (its transaction rolled back, its
+    body kept), so both answer 200 and both writes are there."""
+    await db.execute("CREATE TABLE IF NOT EXISTS deadlock_probe (id int PRIMARY KEY, n int NOT NULL)")
+    await db.execute("TRUNCATE deadlock_probe")
+    await db.execute("INSERT INTO deadlock_probe VALUES (1, 0), (2, 0)")
+    locked = {1: asyncio.Event(), 2: asyncio.Event()}
+    runs = {1: 0, 2: 0}
+
+    @transactional
+    async def write(request: web.Request) -> web.Response:
+        first = int(request.match_info["first"])
+        second = 3 - first
+        runs[first] += 1
+        conn = await connection(request)
+        await conn.execute("UPDATE deadlock_probe SET n = n + 1 WHERE id = $1", first)
+        if runs[first] == 1:  # the first run waits until the other request holds its row
+            locked[first].set()
+            await locked[second].wait()
+        await conn.execute("UPDATE deadlock_probe SET n = n + 1 WHERE id = $1", second)
+        return web.json_response({"ok": True})
+
+    client = await make_client(routes=lambda app: app.router.add_post("/t/deadlock/{first}", write))
+    try:
+        answers = await asyncio.gather(client.post("/t/deadlock/1"), client.post("/t/deadlock/2"))
+        assert [response.status for response in answers] == [200, 200]
+        assert sorted(runs.values()) == [1, 2]  # the victim ran twice
+        assert await db.fetchval("SELECT sum(n) FROM deadlock_probe") == 4  # nothing lost, nothing twice
+    finally:
+        await db.execute("DROP TABLE deadlock_probe")
