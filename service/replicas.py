@@ -223,14 +223,16 @@ class FenceLookup:
     async def fence(self, keys: list[str]) -> int | None:
         """The position a replica must have replayed to serve this client: the latest of its
         fences (`fence_keys`); None when it never wrote."""
-        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int | None] = loop.create_future()
         self._pending.append((keys, future))
         if self._running is None:
-            self._running = asyncio.get_running_loop().create_task(self._run())
+            self._running = loop.create_task(self._run())
         return await future
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        batch: list[tuple[list[str], asyncio.Future[int | None]]] = []
         try:
             while self._pending:
                 wait = self._last + FENCE_WINDOW - loop.time()
@@ -243,15 +245,25 @@ class FenceLookup:
                         self._counted(len(batch))
                     found = await self._query(list({key for keys, _ in batch for key in keys}))
                 except Exception as error:  # noqa: BLE001 - every waiter gets it and falls back
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
+                    _fail(batch, error)
                     continue
                 for keys, future in batch:
                     if not future.done():
                         future.set_result(max((found[key] for key in keys if key in found), default=None))
         finally:
             self._running = None
+            # Stopped (shutdown): whoever still waits reads from the primary instead of hanging.
+            _fail([*batch, *self._pending], ConnectionError("the fence lookup stopped"))
+            self._pending = []
+
+    async def stop(self) -> None:
+        """At shutdown: end the loop serving the queue (a waiter left falls back to the primary)
+        and close the control session."""
+        task = self._running
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self.close()
 
     async def _query(self, keys: list[str]) -> dict[str, int]:
         self.queries += 1
@@ -283,6 +295,12 @@ class FenceLookup:
         if conn is not None:
             with suppress(Exception):
                 await asyncio.wait_for(conn.close(), 1.0)
+
+
+def _fail(waiters: list[tuple[list[str], asyncio.Future[int | None]]], error: BaseException) -> None:
+    for _, future in waiters:
+        if not future.done():
+            future.set_exception(error)
 
 
 class Replicas:
@@ -364,4 +382,4 @@ async def replicas_ctx(app: web.Application) -> AsyncIterator[None]:
                 await close_pool(replica.pool)
 
         # Together: however many replicas, their close costs one POOL_CLOSE_TIMEOUT at most.
-        await asyncio.gather(replicas.fences.close(), *(close(replica) for replica in replicas.replicas))
+        await asyncio.gather(replicas.fences.stop(), *(close(replica) for replica in replicas.replicas))

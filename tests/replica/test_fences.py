@@ -64,6 +64,19 @@ async def test_a_read_arriving_during_a_lookup_waits_for_one_that_sees_the_lates
         await lookup.close()
 
 
+async def test_stopping_the_lookup_sends_every_waiting_read_to_the_primary(fresh: Pair) -> None:
+    lookup = HeldLookup(Settings(database_url=fresh.primary_url))
+    in_flight = asyncio.create_task(lookup.fence(["aclient"]))
+    await asyncio.wait_for(lookup.answered.wait(), 10)
+    queued = asyncio.create_task(lookup.fence(["aother"]))
+    await asyncio.sleep(0)  # queued behind the query held in flight
+    await asyncio.wait_for(lookup.stop(), 10)  # shutdown
+    for read in (in_flight, queued):  # neither hangs: each fails, and its read goes to the primary
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(read, 10)
+    assert lookup._running is None and lookup._conn is None
+
+
 def test_a_replica_sampled_too_long_ago_is_not_used() -> None:
     replica = Replica("postgresql://replica/conduit", 0, Settings(database_url="postgresql://primary/conduit"))
     replica.reachable = replica.in_recovery = True
