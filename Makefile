@@ -40,7 +40,7 @@ bench: $(STAMP)  ## wrk against the service and reference points on a seeded emb
 	$(PY) -m tests.bench.run
 
 bench-replica: $(STAMP)  ## each read of `make bench` without and with one streaming replica, in one run: ratios, and where requests went
-	$(PY) -m tests.bench.run --replica --no-workers-compare --duration 3
+	$(PY) -m tests.bench.run --replica --no-workers-compare --duration 2 --rounds 9
 
 bench-scale: $(STAMP)  ## each read at 1k, 10k, 100k and 1M articles (seeded in SQL), then with skew
 	$(PY) -m tests.bench.run --scale --duration 3
