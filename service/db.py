@@ -280,6 +280,8 @@ class Lease:
         "_primary",
         "_replicas",
         "_reader",
+        "_fence",
+        "_replayed",
         "replica",
     )
 
@@ -305,6 +307,8 @@ class Lease:
         self._primary = (pool, gate)
         self._replicas: Replicas | None = None
         self._reader: list[str] = []  # the reading client's fences, which a replica must have passed
+        self._fence: asyncio.Future[int | None] | None = None  # their lookup, once a replica serves
+        self._replayed: int | None = None  # what every replica that served had replayed before it did
         self.replica: Replica | None = None  # where the connection now held comes from
 
     def read_from_replicas(self, replicas: Replicas) -> None:
@@ -376,16 +380,14 @@ class Lease:
             raise
 
     async def _acquire_replica(self, replicas: Replicas) -> PoolConnectionProxy | None:
-        """A connection from a healthy replica whose replay has passed the reader's fence; None
-        when there is none, or it fails (it is then skipped), so that the primary serves."""
-        try:
-            fence = await replicas.fences.fence(self._reader)
-        except Exception as error:  # noqa: BLE001 - the fence is unknown: only the primary is safe
-            log.info("fence lookup failed (%r); reading from the primary", error)
+        """A connection from a healthy replica; None when there is none, or it fails (it is then
+        skipped), so that the primary serves. The client's fence is looked up meanwhile, queued
+        now (after the read arrived), and `fence_passed()` checks it before the read answers:
+        the read does not wait for it first, and nearly every read passes."""
+        replica = replicas.pick()
+        if replica is None or replica.pool is None or replica.replayed is None:
             return None
-        replica = replicas.pick(fence)
-        if replica is None or replica.pool is None:
-            return None
+        replayed = replica.replayed  # read before its first statement there: every snapshot has it
         try:
             await replica.gate.enter(self._timeout)
         except TimeoutError:
@@ -398,8 +400,32 @@ class Lease:
                 raise
             replica.mark_failed(error)
             return None
+        if self._fence is None:
+            self._fence = replicas.fences.request(self._reader)
+        self._replayed = replayed if self._replayed is None else min(self._replayed, replayed)
         self._pool, self._gate, self.replica = replica.pool, replica.gate, replica
         return conn
+
+    async def fence_passed(self) -> bool:
+        """Whether a read that a replica served saw its client's own writes: the replica had
+        replayed the client's latest fence before the read's first statement there. True when
+        no replica served it; False when the fence could not be looked up (only the primary is
+        sure then). Waits for the lookup, which usually came back while the read ran."""
+        future, self._fence = self._fence, None
+        if future is None:
+            return True
+        try:
+            fence = await future
+        except Exception as error:  # noqa: BLE001 - the fence is unknown: only the primary is safe
+            log.info("fence lookup failed (%r); reading from the primary", error)
+            return False
+        return fence is None or (self._replayed is not None and fence <= self._replayed)
+
+    def drop_fence(self) -> None:
+        """The read failed: its fence is not needed (a pending lookup's answer is dropped)."""
+        future, self._fence = self._fence, None
+        if future is not None:
+            future.cancel()
 
     async def put_back(self) -> None:
         """Give the connection back before slow work that needs no database (a password hash);
@@ -509,6 +535,11 @@ async def connection_middleware(request: web.Request, handler: Handler) -> web.S
         return await _with_lease(request, handler, pool, replicas)
     except ANSWERS:
         raise
+    except StaleRead:
+        # The replica had not replayed this client's last write when the read ran there: the
+        # primary answers instead (a client that wrote a moment ago; rare otherwise).
+        request.app[keys.METRICS].fence_reruns.inc()
+        return await _with_lease(request, handler, pool, replicas, primary=True)
     except Exception as error:
         lease = request[keys.LEASE]
         if lease.replica is not None and (lease.broken or isinstance(error, (*REPLICA_DOWN, *REPLICA_CONFLICTS))):
@@ -534,6 +565,12 @@ async def connection_middleware(request: web.Request, handler: Handler) -> web.S
 
 
 READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+class StaleRead(Exception):
+    """A read that ran on a replica which had not replayed its client's last write."""
+
+
 # What a read that failed on a replica may have met there, after which it runs once more on the
 # primary: the server stopping, restarting or unreachable (then it is skipped for a while), or a
 # query cancelled by a conflict with recovery (SQLSTATE 40001, 40P01 or 57P04). Anything else (a
@@ -570,14 +607,19 @@ async def _with_lease(
             # An implicit transaction keeps what the handler wrote before it answered with an
             # error of its own (a failed login is recorded, then 401), as autocommit would.
             await lease.release(commit=not explicit)
+            if lease.reads_from_replicas and not await lease.fence_passed():
+                raise StaleRead from None  # its 404 may be the write it has not seen yet
             raise
         except BaseException:
+            lease.drop_fence()
             await lease.release(commit=False)
             raise
         fence = None
         if replicas is not None and request.method not in SAFE_METHODS and 200 <= response.status < 300:
             fence = _writers(request)
         await lease.release(commit=response.status < 400 or not explicit, fence=fence)
+        if lease.reads_from_replicas and not await lease.fence_passed():
+            raise StaleRead
         return response
     except ANSWERS:
         raise

@@ -111,6 +111,11 @@ class Metrics:
         # they are coalesced.
         self.fence_lookups = Counter("db_fence_lookups", "Read-your-writes fence lookups on the primary", registry=r)
         self.fence_reads = Counter("db_fence_reads", "Reads whose fence a lookup fetched", registry=r)
+        self.fence_reruns = Counter(
+            "db_fence_reruns",
+            "Reads a replica served before it had replayed their client's last write, answered by the primary",
+            registry=r,
+        )
 
     def observe_request(self, method: str, route: str, status: int, duration: float) -> None:
         key = (method if method in _METHODS else "other", route, status)

@@ -8,9 +8,10 @@ behind; one that fails under a request is skipped until the monitor sees it well
 
 Read-your-writes: after a write answered 2xx, the primary's WAL position (taken after the commit)
 is stored as the user's fence in `read_fences`, on the primary, where every worker and instance
-sees it. A signed-in read looks the fence up and goes to a replica only if the replay position the
-monitor last saw there has passed it. Lookups are coalesced per worker: every read that queued
-while a lookup ran shares the next one (`... WHERE user_id = ANY($1)`), which starts after they
+sees it. A read runs on a replica while its client's fences are looked up on the primary, and
+answers only if the replay position the monitor saw there before the read began has passed them;
+otherwise the primary answers it again. Lookups are coalesced per worker: every read that queued
+while a lookup ran shares the next one (`... WHERE key = ANY($1)`), which starts after they
 queued, so it sees every write answered before they arrived.
 
 Unset, none of this exists: service/db.py takes the primary's pool as before."""
@@ -224,12 +225,17 @@ class FenceLookup:
     async def fence(self, keys: list[str]) -> int | None:
         """The position a replica must have replayed to serve this client: the latest of its
         fences (`fence_keys`); None when it never wrote."""
+        return await self.request(keys)
+
+    def request(self, keys: list[str]) -> asyncio.Future[int | None]:
+        """`fence(keys)` without waiting: the lookup is queued now, its answer comes later (a
+        read runs on the replica meanwhile, and is checked against it before it answers)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int | None] = loop.create_future()
         self._pending.append((keys, future))
         if self._running is None:
             self._running = loop.create_task(self._run())
-        return await future
+        return future
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -314,17 +320,14 @@ class Replicas:
         self.fences = FenceLookup(settings, counted)
         self._next = itertools.count()
 
-    def pick(self, fence: int | None = None) -> Replica | None:
-        """A healthy replica (round robin) whose replay has passed `fence`; None: the primary."""
+    def pick(self) -> Replica | None:
+        """A healthy replica (round robin); None: the primary."""
         count = len(self.replicas)
         start = next(self._next)
         for offset in range(count):
             replica = self.replicas[(start + offset) % count]
-            if not replica.healthy:
-                continue
-            if fence is not None and (replica.replayed is None or replica.replayed < fence):
-                continue
-            return replica
+            if replica.healthy:
+                return replica
         return None
 
     async def sample(self) -> None:

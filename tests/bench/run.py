@@ -555,7 +555,11 @@ def pool_counts(server: Gunicorn) -> dict[str, float]:
         for line in text.splitlines()
         if line.startswith("db_pool_requests_total{")
     }
-    names = {"db_fence_lookups_total": "fence lookups", "db_fence_reads_total": "fence reads"}
+    names = {
+        "db_fence_lookups_total": "fence lookups",
+        "db_fence_reads_total": "fence reads",
+        "db_fence_reruns_total": "fence reruns",
+    }
     for line in text.splitlines():  # not pools: the fence lookups, and the reads they served
         name, _, value = line.partition(" ")
         if name in names:
@@ -639,8 +643,10 @@ def main_replica(args: argparse.Namespace, wrk_path: str, admin_dsn: str, primar
     print(f"\nconnections taken by pool during the run with the replica: {counts}")
     lookups = after.get("fence lookups", 0) - before.get("fence lookups", 0)
     reads = after.get("fence reads", 0) - before.get("fence reads", 0)
+    reruns = after.get("fence reruns", 0) - before.get("fence reruns", 0)
     print(
-        f"fence lookups on the primary: {lookups:.0f}, for {reads:.0f} reads ({reads / max(lookups, 1):.1f} per lookup)"
+        f"fence lookups on the primary: {lookups:.0f}, for {reads:.0f} reads ({reads / max(lookups, 1):.1f} per "
+        f"lookup); reads run again on the primary: {reruns:.0f}"
     )
     print(
         "x time/req: req/s without the replica / req/s with it, median of the rounds (target <= 1.1 for the reads); "

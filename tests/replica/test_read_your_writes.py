@@ -67,6 +67,10 @@ async def test_a_write_is_read_back_at_once_through_another_instance_while_repla
                 assert response.status == 200, await response.text()
         async with http.get(f"{second.base}/api/profiles/newcomer", headers=other) as response:
             assert response.status == 404
+        # Each of the six fenced reads through the second process ran on the replica first, was
+        # found not to have seen its client's write, and was answered again by the primary.
+        async with http.get(f"{second.base}/metrics") as response:
+            assert "\ndb_fence_reruns_total 6.0\n" in await response.text()
 
         await fresh.resume()
         await fresh.caught_up()
