@@ -222,14 +222,10 @@ class FenceLookup:
         self._lock = asyncio.Lock()  # one statement at a time on the control connection
         self.queries = 0  # how many batches ran (tests and the bench report it)
 
-    async def fence(self, keys: list[str]) -> int | None:
-        """The position a replica must have replayed to serve this client: the latest of its
-        fences (`fence_keys`); None when it never wrote."""
-        return await self.request(keys)
-
     def request(self, keys: list[str]) -> asyncio.Future[int | None]:
-        """`fence(keys)` without waiting: the lookup is queued now, its answer comes later (a
-        read runs on the replica meanwhile, and is checked against it before it answers)."""
+        """The position a replica must have replayed to serve this client: the latest of its
+        fences (`fence_keys`), None when it never wrote. The lookup is queued now and answers
+        later: a read runs on the replica meanwhile, and is checked against it before it answers."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int | None] = loop.create_future()
         self._pending.append((keys, future))

@@ -42,7 +42,7 @@ class HeldLookup(FenceLookup):
 async def test_a_read_arriving_during_a_lookup_waits_for_one_that_sees_the_latest_write(fresh: Pair) -> None:
     lookup = HeldLookup(Settings(database_url=fresh.primary_url))
     try:
-        early = asyncio.create_task(lookup.fence(["aclient"]))
+        early = lookup.request(["aclient"])
         await asyncio.wait_for(lookup.answered.wait(), 10)  # the first query has run: no fence yet
 
         conn = await asyncpg.connect(fresh.primary_url)
@@ -54,8 +54,8 @@ async def test_a_read_arriving_during_a_lookup_waits_for_one_that_sees_the_lates
         finally:
             await conn.close()
 
-        late = asyncio.create_task(lookup.fence(["aclient"]))  # its client saw the write answered
-        await asyncio.sleep(0)  # it is queued while the first query is still in flight
+        # Its client saw the write answered; it is queued while the first query is in flight.
+        late = lookup.request(["aclient"])
         lookup.release.set()
         assert await asyncio.wait_for(early, 10) is None
         assert await asyncio.wait_for(late, 10) == written  # sharing the first query would give None
@@ -66,10 +66,9 @@ async def test_a_read_arriving_during_a_lookup_waits_for_one_that_sees_the_lates
 
 async def test_stopping_the_lookup_sends_every_waiting_read_to_the_primary(fresh: Pair) -> None:
     lookup = HeldLookup(Settings(database_url=fresh.primary_url))
-    in_flight = asyncio.create_task(lookup.fence(["aclient"]))
+    in_flight = lookup.request(["aclient"])
     await asyncio.wait_for(lookup.answered.wait(), 10)
-    queued = asyncio.create_task(lookup.fence(["aother"]))
-    await asyncio.sleep(0)  # queued behind the query held in flight
+    queued = lookup.request(["aother"])  # queued behind the query held in flight
     await asyncio.wait_for(lookup.stop(), 10)  # shutdown
     for read in (in_flight, queued):  # neither hangs: each fails, and its read goes to the primary
         with pytest.raises(ConnectionError):
