@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import statistics
@@ -567,6 +568,21 @@ def pool_counts(server: Gunicorn) -> dict[str, float]:
     return counts
 
 
+REPLICA_TARGET = 1.1  # issue 14: a read costs at most this much more with one replica configured
+
+
+def median_interval(groups: list[list[float]], draws: int = 2000) -> tuple[float, float]:
+    """A 95% interval of the median of the ratios in `groups` (one group per read): a bootstrap
+    that redraws each group's rounds from its own, seeded, so the same rounds give the same
+    interval. One read's median moves by several percent between runs on this shared machine; the
+    interval says how far it could have landed."""
+    rng = random.Random(0)
+    medians = sorted(
+        statistics.median(ratio for group in groups for ratio in rng.choices(group, k=len(group))) for _ in range(draws)
+    )
+    return medians[int(0.025 * draws)], medians[int(0.975 * draws) - 1]
+
+
 def median_by_rps(results: list[Result]) -> Result:
     return sorted(results, key=lambda r: r.rps)[(len(results) - 1) // 2]
 
@@ -586,7 +602,6 @@ def main_replica(args: argparse.Namespace, wrk_path: str, admin_dsn: str, primar
     replica_dsn = dsn.rsplit("@", 1)[0] + "@" + replica.start().split("@", 1)[1].rsplit("/", 1)[0] + "/conduit_bench"
     postmasters = [args.postmaster, int((replica.pgdata / "postmaster.pid").read_text().split()[0])]
     workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-    ok = True
     try:
         with contextlib.ExitStack() as stack:
             alone = start_service(dsn, BASE_PORT, workers)
@@ -624,35 +639,61 @@ def main_replica(args: argparse.Namespace, wrk_path: str, admin_dsn: str, primar
     print()
     print(
         f"| {'endpoint':<44} | {'req/s alone':>11} | {'req/s +replica':>14} "
-        f"| {'x time/req':>10} | {'x CPU/req':>9} | non-2xx |"
+        f"| {'x time/req':>10} | {'95% interval':>12} | {'x CPU/req':>9} | non-2xx |"
     )
-    print(f"|{'-' * 46}|{'-' * 13}|{'-' * 16}|{'-' * 12}|{'-' * 11}|---------|")
+    print(f"|{'-' * 46}|{'-' * 13}|{'-' * 16}|{'-' * 12}|{'-' * 14}|{'-' * 11}|---------|")
+    reads: list[list[float]] = []  # each read's paired ratios, for all reads together
+    above: list[str] = []  # reads whose median is above the target
+    shown_above: list[str] = []  # reads whose whole interval is
+    failures = 0
     for key, name, pairs in rows:
         without = median_by_rps([a for a, _ in pairs])
         with_replica = median_by_rps([b for _, b in pairs])
-        time_ratio = statistics.median(a.rps / max(b.rps, 1) for a, b in pairs)
+        ratios = [a.rps / max(b.rps, 1) for a, b in pairs]
+        time_ratio = statistics.median(ratios)
+        low, high = median_interval([ratios])
         cpu_ratio = statistics.median((b.app_us + b.db_us) / max(a.app_us + a.db_us, 1) for a, b in pairs)
-        failures = sum(r.non2xx + r.socket_errors for pair in pairs for r in pair)
+        failed = sum(r.non2xx + r.socket_errors for pair in pairs for r in pair)
         print(
             f"| {name:<44} | {without.rps:>11.0f} | {with_replica.rps:>14.0f} | {time_ratio:>10.2f} "
-            f"| {cpu_ratio:>9.2f} | {failures:>7} |"
+            f"| {f'{low:.2f}-{high:.2f}':>12} | {cpu_ratio:>9.2f} | {failed:>7} |"
         )
         if key in REPLICA_READS:
-            ok &= time_ratio <= 1.1 and failures == 0
+            reads.append(ratios)
+            failures += failed
+            if time_ratio > REPLICA_TARGET:
+                above.append(f"{name} {time_ratio:.2f} ({low:.2f}-{high:.2f})")
+            if low > REPLICA_TARGET:
+                shown_above.append(name)
     counts = {pool: after.get(pool, 0) - before.get(pool, 0) for pool in after if not pool.startswith("fence")}
     print(f"\nconnections taken by pool during the run with the replica: {counts}")
     lookups = after.get("fence lookups", 0) - before.get("fence lookups", 0)
-    reads = after.get("fence reads", 0) - before.get("fence reads", 0)
+    fenced = after.get("fence reads", 0) - before.get("fence reads", 0)
     reruns = after.get("fence reruns", 0) - before.get("fence reruns", 0)
     print(
-        f"fence lookups on the primary: {lookups:.0f}, for {reads:.0f} reads ({reads / max(lookups, 1):.1f} per "
+        f"fence lookups on the primary: {lookups:.0f}, for {fenced:.0f} reads ({fenced / max(lookups, 1):.1f} per "
         f"lookup); reads run again on the primary: {reruns:.0f}"
     )
     print(
-        "x time/req: req/s without the replica / req/s with it, median of the rounds (target <= 1.1 for the reads); "
-        "x CPU/req: CPU per request with / without (app workers + every PostgreSQL process of both servers)"
+        "x time/req: req/s without the replica / req/s with it, the median of the rounds' paired ratios, and its "
+        "95% interval (bootstrap over the rounds); x CPU/req: CPU per request with / without (app workers + every "
+        "PostgreSQL process of both servers)"
     )
-    print(f"{'PASS' if ok else 'FAIL'}  every read at most 1.1x the time per request with one replica configured")
+    if not reads:
+        return failures == 0
+    together = statistics.median(ratio for ratios in reads for ratio in ratios)
+    low, high = median_interval(reads)
+    print(
+        f"all reads together: {together:.2f}x the time per request (95% interval {low:.2f}-{high:.2f}, "
+        f"{sum(map(len, reads))} paired rounds of {len(reads)} reads)"
+    )
+    print(f"reads whose median is above {REPLICA_TARGET}x: {'; '.join(above) or 'none'}")
+    ok = high <= REPLICA_TARGET and not shown_above and failures == 0
+    print(
+        f"{'PASS' if ok else 'FAIL'}  reads at most {REPLICA_TARGET}x the time per request with one replica "
+        f"configured: all reads together within it (the interval's top), no read shown above it (an interval "
+        f"wholly above), no error" + (f"; shown above: {', '.join(shown_above)}" if shown_above else "")
+    )
     return ok
 
 
