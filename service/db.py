@@ -388,6 +388,8 @@ class Lease:
         if replica is None or replica.pool is None or replica.replayed is None:
             return None
         replayed = replica.replayed  # read before its first statement there: every snapshot has it
+        if replicas.ahead(self._reader, replayed):
+            return None  # this worker answered the client's write, which the replica has not replayed
         try:
             await replica.gate.enter(self._timeout)
         except TimeoutError:
@@ -434,25 +436,27 @@ class Lease:
             raise RuntimeError("a transactional request keeps its connection until it ends")
         await self._give_back(commit=True)
 
-    async def release(self, commit: bool, fence: list[str] | None = None) -> None:
+    async def release(self, commit: bool, fence: list[str] | None = None) -> int | None:
         """Commit or roll back the request's transaction, then return the connection.
 
         A failed commit is raised after the connection is back; a failed rollback is only logged:
         the pool resets (or, failing that, terminates) the connection on release anyway. With
         `fence` (fence keys; replicas configured, a write answered 2xx), the primary's WAL position
-        after the commit becomes the client's read-your-writes fence, before the answer leaves."""
+        after the commit becomes the client's read-your-writes fence, before the answer leaves;
+        returned is a position at or past it (None: no fence was set)."""
         if self._done:
-            return
+            return None
         if fence is not None and commit and self._conn is None and not self.undone:
             self._conn = await self._acquire()  # it wrote, then gave its connection back early
         self._done = True
-        await self._give_back(commit, fence)
+        return await self._give_back(commit, fence)
 
-    async def _give_back(self, commit: bool, fence: list[str] | None = None) -> None:
+    async def _give_back(self, commit: bool, fence: list[str] | None = None) -> int | None:
         conn, tx = self._conn, self._tx
         self._conn = self._tx = None
         if conn is None:
-            return
+            return None
+        position = None
         try:
             if tx is not None and commit:
                 if _is_dead(conn):
@@ -469,7 +473,8 @@ class Lease:
                 except Exception as error:  # noqa: BLE001
                     log.debug("rollback failed, the pool will reset the connection: %r", error)
             if fence is not None and commit:
-                await conn.execute(_fence, fence)  # after the commit: its position is past it
+                # After the commit: its position is past it.
+                position = int(await conn.fetchval(_fence, fence, column=1))
         finally:
             if _is_dead(conn):
                 self.broken = True
@@ -480,6 +485,7 @@ class Lease:
                 log.info("a connection could not be reset and was closed: %r", error)
             finally:
                 self._gate.leave()
+        return position
 
 
 def _is_dead(conn: asyncpg.Connection | PoolConnectionProxy) -> bool:
@@ -617,7 +623,9 @@ async def _with_lease(
         fence = None
         if replicas is not None and request.method not in SAFE_METHODS and 200 <= response.status < 300:
             fence = _writers(request)
-        await lease.release(commit=response.status < 400 or not explicit, fence=fence)
+        position = await lease.release(commit=response.status < 400 or not explicit, fence=fence)
+        if replicas is not None and fence is not None and position is not None:
+            replicas.wrote(fence, position)
         if lease.reads_from_replicas and not await lease.fence_passed():
             raise StaleRead
         return response

@@ -12,7 +12,9 @@ sees it. A read runs on a replica while its client's fences are looked up on the
 answers only if the replay position the monitor saw there before the read began has passed them;
 otherwise the primary answers it again. Lookups are coalesced per worker: every read that queued
 while a lookup ran shares the next one (`... WHERE key = ANY($1)`), which starts after they
-queued, so it sees every write answered before they arrived.
+queued, so it sees every write answered before they arrived. The worker that answered a write
+also keeps its position for a while (`Replicas.wrote`): its client's next reads go straight to
+the primary until a replica has replayed it, rather than run twice.
 
 Unset, none of this exists: service/db.py takes the primary's pool as before."""
 
@@ -315,6 +317,32 @@ class Replicas:
         self.history = WalHistory()
         self.fences = FenceLookup(settings, counted)
         self._next = itertools.count()
+        # The fences of the writes this worker answered, by key, until the replicas in use have
+        # replayed them: a hint (`ahead`), the lookup still decides for every read a replica runs.
+        self.written: dict[str, int] = {}
+
+    def wrote(self, keys: list[str], position: int) -> None:
+        """A write this worker answered 2xx, and a WAL position at or past its fence."""
+        position = wal_position(position)
+        for key in keys:
+            if self.written.get(key, -1) < position:
+                self.written[key] = position
+
+    def ahead(self, keys: list[str], replayed: int) -> bool:
+        """Whether this worker answered a write of the client that `replayed` has not reached: its
+        read goes straight to the primary, rather than run on the replica, fail the fence check
+        and run again (a client reading back what it just wrote, the usual case)."""
+        written = self.written
+        return bool(written) and any(written.get(key, -1) > replayed for key in keys)
+
+    def forget_replayed(self) -> None:
+        """Drop the writes every replica in use has replayed (all of them when none is in use:
+        reads go to the primary then, and once one is back, the lookup decides)."""
+        if not self.written:
+            return
+        replayed = [r.replayed for r in self.replicas if r.healthy and r.replayed is not None]
+        floor = min(replayed, default=math.inf)
+        self.written = {key: position for key, position in self.written.items() if position > floor}
 
     def pick(self) -> Replica | None:
         """A healthy replica (round robin); None: the primary."""
@@ -345,6 +373,7 @@ class Replicas:
     async def monitor(self) -> None:
         pruned = time.monotonic()
         while True:
+            self.forget_replayed()  # against the replay positions the last round brought
             await self.sample()
             if time.monotonic() - pruned > PRUNE_INTERVAL:
                 pruned = time.monotonic()

@@ -4,8 +4,9 @@
 -- commit record may not be written yet when its transaction returns. Monotonic: two writes of
 -- one client finishing in either order leave the later position.
 -- Its own transaction without waiting for the WAL flush (set_fence, migration 0012): the row lock
--- on a busy client's fence is held for an instant, not for an fsync.
-SELECT set_fence($1::text[]);
+-- on a busy client's fence is held for an instant, not for an fsync. `position`, read in the same
+-- statement, is at or past the fence: the worker keeps it as a hint (Replicas.wrote).
+SELECT set_fence($1::text[]), pg_current_wal_insert_lsn() - '0/0'::pg_lsn AS position;
 
 -- name: fences
 -- One lookup for every read queued while the previous one ran.
