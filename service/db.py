@@ -443,7 +443,7 @@ class Lease:
         the pool resets (or, failing that, terminates) the connection on release anyway. With
         `fence` (fence keys; replicas configured, a write answered 2xx), the primary's WAL position
         after the commit becomes the client's read-your-writes fence, before the answer leaves;
-        returned is a position at or past it (None: no fence was set)."""
+        returned is a position past the commit as well (None: no fence was set)."""
         if self._done:
             return None
         if fence is not None and commit and self._conn is None and not self.undone:

@@ -322,7 +322,7 @@ class Replicas:
         self.written: dict[str, int] = {}
 
     def wrote(self, keys: list[str], position: int) -> None:
-        """A write this worker answered 2xx, and a WAL position at or past its fence."""
+        """A write this worker answered 2xx, and a WAL position past its commit."""
         position = wal_position(position)
         for key in keys:
             if self.written.get(key, -1) < position:

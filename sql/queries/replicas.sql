@@ -5,7 +5,9 @@
 -- one client finishing in either order leave the later position.
 -- Its own transaction without waiting for the WAL flush (set_fence, migration 0012): the row lock
 -- on a busy client's fence is held for an instant, not for an fsync. `position`, read in the same
--- statement, is at or past the fence: the worker keeps it as a hint (Replicas.wrote).
+-- statement, is past the write's commit as the fence is: the worker keeps it as a hint
+-- (Replicas.wrote; a hint only, so whether it lands just before or after the fence's own record
+-- does not matter).
 SELECT set_fence($1::text[]), pg_current_wal_insert_lsn() - '0/0'::pg_lsn AS position;
 
 -- name: fences
